@@ -1,0 +1,524 @@
+//! The auth decision flow, host-free: a request becomes a [`Decision`]; a token-server answer
+//! becomes a [`Decision`]. The adapter only carries decisions out.
+//!
+//! ```text
+//! request ──ignored path──────────────▶ Continue(uid = anonymousUID)          [ignored]
+//!    │────no usable token─────────────▶ Reply(responseErrorStatusCode)       [token_missing]
+//!    │────anonymous token─────────────▶ Continue(uid = anonymousUID)          [anonymous]
+//!    └────otherwise───────────────────▶ Call ─ pause ─▶ on_response:
+//!            200 + integer uid ───────▶ Continue(uid, mapped fields)          [allowed]
+//!            401 / 403 ───────────────▶ Reply(responseErrorStatusCode, msg)   [denied]
+//!            anything else / reset ───▶ Reply(tokenServerFailureStatusCode)   [token_server_failure]
+//!                                       or, with failOpen, Continue(no uid, marker) [fail_open]
+//! ```
+//! Every `Continue` replaces the uid header and the mapped headers, so a client-sent copy never
+//! reaches the upstream.
+
+use crate::config::{Config, FAIL_OPEN_HEADER};
+use crate::reply::Reply;
+use crate::request::{HeaderEdit, RequestView};
+use crate::stats::Stat;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+
+/// What the adapter must do with the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward the request after applying `edits`.
+    Continue { edits: Vec<HeaderEdit>, stat: Stat },
+    /// Answer locally; the request never goes upstream.
+    Reply { reply: Reply, stat: Stat },
+    /// Ask the token server, pause, and resume with [`on_response`].
+    Call(AuthCall),
+}
+
+/// The auth call to dispatch and what the paused request keeps until the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCall {
+    /// `{"token":"…"}`, serialised (and so escaped) by serde.
+    pub body: Vec<u8>,
+    pub pending: Pending,
+}
+
+/// State of a paused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub token: String,
+    /// Edits that remove the token (when `stripToken`), applied if the request continues.
+    pub strip: Vec<HeaderEdit>,
+}
+
+/// Who the token server says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Decimal uid, the uid header's value.
+    pub uid: String,
+    /// Values of the `authResponseHeaders` fields, in configuration order (`None`: absent).
+    pub fields: Vec<Option<String>>,
+}
+
+/// The token server's answer as the adapter read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthResponse<'a> {
+    /// `:status`; `None` when the call failed without headers (reset).
+    pub status: Option<u16>,
+    pub body: &'a [u8],
+}
+
+/// The meaning of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed(Identity),
+    Denied(String),
+    Failed(String),
+}
+
+/// Decides what to do with a request, before any call.
+pub fn on_request(config: &Config, request: &impl RequestView) -> Decision {
+    let path = request.header(":path").unwrap_or_default();
+    if config.ignore.ignores(&path) {
+        return anonymous(config, Stat::Ignored, Vec::new());
+    }
+    let found = match config.sources.extract(request) {
+        Ok(found) => found,
+        Err(error) => {
+            return reply(
+                config,
+                config.deny_status,
+                &error.to_string(),
+                Stat::TokenMissing,
+            )
+        }
+    };
+    let strip = config.sources.strip_edits(found.source, request);
+    if config.anonymous_token.as_deref() == Some(found.token.as_str()) {
+        return anonymous(config, Stat::Anonymous, strip);
+    }
+    Decision::Call(AuthCall {
+        body: call_body(&found.token),
+        pending: Pending {
+            token: found.token,
+            strip,
+        },
+    })
+}
+
+/// Decides what to do once the token server answered.
+pub fn on_response(config: &Config, pending: Pending, response: AuthResponse) -> Decision {
+    match judge(config, response) {
+        Verdict::Allowed(identity) => allow(config, &identity, pending.strip),
+        Verdict::Denied(message) => reply(config, config.deny_status, &message, Stat::Denied),
+        Verdict::Failed(message) => failure(config, &message, pending.strip),
+    }
+}
+
+/// The call could not be dispatched (Envoy: unknown cluster, bad headers).
+pub fn on_dispatch_error(config: &Config, pending: Pending) -> Decision {
+    failure(config, "token server call failed", pending.strip)
+}
+
+/// An allowed request, for a uid known without a call (the auth cache).
+pub fn allow(config: &Config, identity: &Identity, strip: Vec<HeaderEdit>) -> Decision {
+    let mut edits = identity_edits(config, Some(&identity.uid), &identity.fields, false);
+    edits.extend(strip);
+    Decision::Continue {
+        edits,
+        stat: Stat::Allowed,
+    }
+}
+
+/// Classifies an answer: only 200 with an integer uid allows; 401/403 deny; the rest fail.
+pub fn judge(config: &Config, response: AuthResponse) -> Verdict {
+    let Some(status) = response.status else {
+        return Verdict::Failed("token server connection reset".into());
+    };
+    let fields: Option<HashMap<String, &RawValue>> = serde_json::from_slice(response.body).ok();
+    let field = |name: &str| fields.as_ref().and_then(|map| map.get(name).copied());
+    match status {
+        200 => match field("uid").and_then(parse_uid) {
+            Some(uid) => Verdict::Allowed(Identity {
+                uid,
+                fields: config
+                    .response_headers
+                    .iter()
+                    .map(|(name, _)| field(name).and_then(render_field))
+                    .collect(),
+            }),
+            None => Verdict::Failed("invalid token server response".into()),
+        },
+        401 | 403 => {
+            Verdict::Denied(message(field("message")).unwrap_or_else(|| "invalid token".into()))
+        }
+        _ => Verdict::Failed(
+            message(field("message")).unwrap_or_else(|| failure_text(status).into()),
+        ),
+    }
+}
+
+fn failure_text(status: u16) -> &'static str {
+    match status {
+        504 => "token server timeout",
+        503 => "token server unavailable",
+        _ => "token server error",
+    }
+}
+
+fn call_body(token: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct AuthRequest<'a> {
+        token: &'a str,
+    }
+    serde_json::to_vec(&AuthRequest { token }).unwrap_or_default()
+}
+
+/// A uid is a non-negative integer, as a JSON number or a string of digits.
+fn parse_uid(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    let number = if text.starts_with('"') {
+        let digits: String = serde_json::from_str(text).ok()?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok()?
+    } else {
+        serde_json::from_str::<u64>(text).ok()?
+    };
+    Some(number.to_string())
+}
+
+/// A mapped field as a header value: strings unquoted, other JSON as written; `null`, absent or
+/// values with control characters give `None` (the header is removed).
+fn render_field(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    let value = if text.starts_with('"') {
+        serde_json::from_str::<String>(text).ok()?
+    } else if text == "null" {
+        return None;
+    } else {
+        text.to_string()
+    };
+    (!value.chars().any(char::is_control)).then_some(value)
+}
+
+fn message(raw: Option<&RawValue>) -> Option<String> {
+    let text: String = serde_json::from_str(raw?.get()).ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+fn anonymous(config: &Config, stat: Stat, strip: Vec<HeaderEdit>) -> Decision {
+    let absent = vec![None; config.response_headers.len()];
+    let mut edits = identity_edits(config, Some(&config.anonymous_uid), &absent, false);
+    edits.extend(strip);
+    Decision::Continue { edits, stat }
+}
+
+fn failure(config: &Config, message: &str, strip: Vec<HeaderEdit>) -> Decision {
+    if !config.fail_open {
+        return reply(
+            config,
+            config.failure_status,
+            message,
+            Stat::TokenServerFailure,
+        );
+    }
+    let absent = vec![None; config.response_headers.len()];
+    let mut edits = identity_edits(config, None, &absent, true);
+    edits.extend(strip);
+    Decision::Continue {
+        edits,
+        stat: Stat::FailOpen,
+    }
+}
+
+fn reply(config: &Config, status: u16, message: &str, stat: Stat) -> Decision {
+    Decision::Reply {
+        reply: Reply {
+            status,
+            body: config.error_body.render(message),
+        },
+        stat,
+    }
+}
+
+/// Replaces (or removes) every header the plugin owns: uid, mapped fields, fail-open marker.
+fn identity_edits(
+    config: &Config,
+    uid: Option<&str>,
+    fields: &[Option<String>],
+    fail_open: bool,
+) -> Vec<HeaderEdit> {
+    let mut edits = Vec::with_capacity(2 + config.response_headers.len());
+    edits.push(set_or_remove(&config.uid_header, uid));
+    for ((_, header), value) in config.response_headers.iter().zip(fields) {
+        edits.push(set_or_remove(header, value.as_deref()));
+    }
+    edits.push(set_or_remove(FAIL_OPEN_HEADER, fail_open.then_some("true")));
+    edits
+}
+
+fn set_or_remove(header: &str, value: Option<&str>) -> HeaderEdit {
+    match value {
+        Some(value) => HeaderEdit::Set(header.to_string(), value.to_string()),
+        None => HeaderEdit::Remove(header.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Fields;
+    use crate::request::fake::FakeRequest;
+    use serde_json::{json, Value};
+
+    fn config(extra: Value) -> Config {
+        let mut doc = json!({
+            "tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090,
+            "ignoreUrls": ["/health", "/public/*"], "anonymousToken": "AnonymousToken",
+            "anonymousUID": 0
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            doc[key] = value.clone();
+        }
+        Config::parse(&Fields::global(doc.as_object().unwrap())).unwrap()
+    }
+
+    fn bearer(path: &str, token: &str) -> FakeRequest {
+        FakeRequest::get(path).with("authorization", &format!("Bearer {token}"))
+    }
+
+    fn set(name: &str, value: &str) -> HeaderEdit {
+        HeaderEdit::Set(name.into(), value.into())
+    }
+
+    fn remove(name: &str) -> HeaderEdit {
+        HeaderEdit::Remove(name.into())
+    }
+
+    fn reply_of(decision: Decision) -> (u16, Value, Stat) {
+        match decision {
+            Decision::Reply { reply, stat } => (
+                reply.status,
+                serde_json::from_slice(&reply.body).unwrap(),
+                stat,
+            ),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    fn pending() -> Pending {
+        Pending {
+            token: "t".into(),
+            strip: Vec::new(),
+        }
+    }
+
+    fn answer(config: &Config, status: Option<u16>, body: &str) -> Decision {
+        on_response(
+            config,
+            pending(),
+            AuthResponse {
+                status,
+                body: body.as_bytes(),
+            },
+        )
+    }
+
+    #[test]
+    fn ignored_paths_get_the_anonymous_uid_replaced() {
+        let decision = on_request(
+            &config(json!({})),
+            &FakeRequest::get("/public/x?y=1").with("x-auth-user", "1"),
+        );
+        assert_eq!(
+            decision,
+            Decision::Continue {
+                edits: vec![set("x-auth-user", "0"), remove(FAIL_OPEN_HEADER)],
+                stat: Stat::Ignored
+            }
+        );
+    }
+
+    #[test]
+    fn traversal_out_of_an_ignored_path_must_authenticate() {
+        let decision = on_request(&config(json!({})), &FakeRequest::get("/public/../admin"));
+        assert_eq!(reply_of(decision).2, Stat::TokenMissing);
+    }
+
+    #[test]
+    fn missing_token_replies_without_a_call() {
+        let (status, body, stat) =
+            reply_of(on_request(&config(json!({})), &FakeRequest::get("/api")));
+        assert_eq!((status, stat), (401, Stat::TokenMissing));
+        assert_eq!(body, json!({"message": "missing token"}));
+        let (_, body, _) = reply_of(on_request(
+            &config(json!({})),
+            &FakeRequest::get("/api").with("authorization", "Basic x"),
+        ));
+        assert_eq!(body, json!({"message": "invalid authorization scheme"}));
+    }
+
+    #[test]
+    fn anonymous_token_needs_no_call() {
+        let decision = on_request(
+            &config(json!({"anonymousUID": 42})),
+            &bearer("/api", "AnonymousToken"),
+        );
+        assert_eq!(
+            decision,
+            Decision::Continue {
+                edits: vec![set("x-auth-user", "42"), remove(FAIL_OPEN_HEADER)],
+                stat: Stat::Anonymous
+            }
+        );
+    }
+
+    #[test]
+    fn other_tokens_are_sent_escaped() {
+        let Decision::Call(call) = on_request(&config(json!({})), &bearer("/api", "a\"b\\c"))
+        else {
+            panic!("expected a call");
+        };
+        let body: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body, json!({"token": "a\"b\\c"}));
+        assert_eq!(call.pending.token, "a\"b\\c");
+    }
+
+    #[test]
+    fn uid_from_number_or_numeric_string() {
+        let config = config(json!({}));
+        for body in [
+            r#"{"uid":100}"#,
+            r#"{"uid":"100"}"#,
+            r#"{"uid":"0100","x":[1]}"#,
+        ] {
+            let Decision::Continue { edits, stat } = answer(&config, Some(200), body) else {
+                panic!("{body}");
+            };
+            assert_eq!(stat, Stat::Allowed);
+            assert_eq!(edits.first(), Some(&set("x-auth-user", "100")), "{body}");
+        }
+    }
+
+    #[test]
+    fn bad_uid_fails_closed() {
+        let config = config(json!({}));
+        for body in [
+            r#"{}"#,
+            r#"{"uid":null}"#,
+            r#"{"uid":1.5}"#,
+            r#"{"uid":-3}"#,
+            r#"{"uid":"abc"}"#,
+            r#"{"uid":""}"#,
+            r#"{"uid":99999999999999999999999}"#,
+            r#"{"uid":true}"#,
+            "not json",
+            "[1]",
+            "",
+        ] {
+            let (status, body, stat) = reply_of(answer(&config, Some(200), body));
+            assert_eq!((status, stat), (401, Stat::TokenServerFailure));
+            assert_eq!(body["message"], "invalid token server response");
+        }
+    }
+
+    #[test]
+    fn denial_carries_the_server_message_escaped() {
+        let config = config(json!({}));
+        let (status, body, stat) = answer_reply(&config, 401, r#"{"message":"token \"expired\""}"#);
+        assert_eq!((status, stat), (401, Stat::Denied));
+        assert_eq!(body["message"], "token \"expired\"");
+        let (_, body, _) = answer_reply(&config, 403, "plain text");
+        assert_eq!(body["message"], "invalid token");
+    }
+
+    fn answer_reply(config: &Config, status: u16, body: &str) -> (u16, Value, Stat) {
+        reply_of(answer(config, Some(status), body))
+    }
+
+    #[test]
+    fn failures_use_the_failure_status_and_generic_text() {
+        let config = config(json!({"tokenServerFailureStatusCode": 503}));
+        let cases = [
+            (
+                Some(504),
+                "upstream request timeout",
+                "token server timeout",
+            ),
+            (
+                Some(503),
+                "upstream connect error or disconnect/reset before headers",
+                "token server unavailable",
+            ),
+            (Some(500), "<html>oops</html>", "token server error"),
+            (Some(500), r#"{"message":"db down"}"#, "db down"),
+            (Some(302), "", "token server error"),
+            (None, "", "token server connection reset"),
+        ];
+        for (status, body, text) in cases {
+            let (reply_status, reply_body, stat) = reply_of(answer(&config, status, body));
+            assert_eq!(
+                (reply_status, stat),
+                (503, Stat::TokenServerFailure),
+                "{body}"
+            );
+            assert_eq!(reply_body["message"], text);
+        }
+        let (_, body, _) = reply_of(on_dispatch_error(&config, pending()));
+        assert_eq!(body["message"], "token server call failed");
+    }
+
+    #[test]
+    fn fail_open_continues_without_uid_and_with_marker() {
+        let config = config(json!({"failOpen": true, "authResponseHeaders": {"role": "x-role"}}));
+        let expected = Decision::Continue {
+            edits: vec![
+                remove("x-auth-user"),
+                remove("x-role"),
+                set(FAIL_OPEN_HEADER, "true"),
+            ],
+            stat: Stat::FailOpen,
+        };
+        assert_eq!(answer(&config, None, ""), expected);
+        assert_eq!(on_dispatch_error(&config, pending()), expected);
+        // Denials are never failed open.
+        assert_eq!(reply_of(answer(&config, Some(401), "{}")).2, Stat::Denied);
+    }
+
+    #[test]
+    fn mapped_fields_become_headers() {
+        let config = config(
+            json!({"authResponseHeaders": {"role": "x-role", "tenant": "x-tenant", "n": "x-n", "bad": "x-bad"}}),
+        );
+        let decision = answer(
+            &config,
+            Some(200),
+            r#"{"uid":1,"role":"admin","n":5,"bad":"a\nb"}"#,
+        );
+        let Decision::Continue { edits, .. } = decision else {
+            panic!("expected continue");
+        };
+        assert!(edits.contains(&set("x-role", "admin")));
+        assert!(edits.contains(&set("x-n", "5")));
+        assert!(edits.contains(&remove("x-tenant")));
+        assert!(edits.contains(&remove("x-bad")));
+    }
+
+    #[test]
+    fn strip_edits_apply_when_the_request_continues() {
+        let config = config(json!({"stripToken": true}));
+        let Decision::Call(call) = on_request(&config, &bearer("/api", "tok")) else {
+            panic!("expected a call");
+        };
+        let Decision::Continue { edits, .. } = on_response(
+            &config,
+            call.pending,
+            AuthResponse {
+                status: Some(200),
+                body: br#"{"uid":3}"#,
+            },
+        ) else {
+            panic!("expected continue");
+        };
+        assert_eq!(edits.last(), Some(&remove("authorization")));
+    }
+}

@@ -1,0 +1,225 @@
+//! The token server as Envoy sees it: cluster name (Higress naming rules), `:authority`, path and
+//! timeout of the auth call, all computed once at configure time.
+//!
+//! Higress names the clusters of its service sources as follows (`plugins/wasm-rust/src/
+//! cluster_wrapper.rs`, `wasm-go` `cluster_wrapper.go`):
+//!
+//! | kind   | cluster name                                                  | default authority |
+//! |--------|---------------------------------------------------------------|-------------------|
+//! | fqdn   | `outbound\|<port>\|\|<fqdn>`                                   | fqdn              |
+//! | static | `outbound\|<port>\|\|<serviceName>.static`                     | serviceName       |
+//! | dns    | `outbound\|<port>\|\|<serviceName>.dns`                        | domain            |
+//! | k8s    | `outbound\|<port>\|<version>\|<serviceName>.<namespace>.svc.cluster.local` | same FQDN |
+//! | nacos  | `outbound\|<port>\|<version>\|<serviceName>.<group>.<namespaceId>.nacos` (`nacos-ext` for EDAS/SAE) | serviceName |
+//! | consul | `outbound\|<port>\|\|<serviceName>.<datacenter>.consul`        | serviceName       |
+//! | raw    | the name as given (plain Envoy `clusters:` entry)             | the cluster name  |
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Where and how the auth call is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenServer {
+    /// Envoy cluster name passed to `proxy_http_call`.
+    pub cluster: String,
+    /// `:authority` of the auth call.
+    pub authority: String,
+    /// `:path` of the auth call.
+    pub path: String,
+    /// Call timeout.
+    pub timeout: Duration,
+}
+
+/// A Higress service source, as written in the `tokenService` key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Service {
+    #[serde(rename_all = "camelCase")]
+    Fqdn { fqdn: String, port: u16 },
+    #[serde(rename_all = "camelCase")]
+    Static { service_name: String, port: u16 },
+    #[serde(rename_all = "camelCase")]
+    Dns {
+        service_name: String,
+        domain: String,
+        port: u16,
+    },
+    #[serde(rename_all = "camelCase")]
+    K8s {
+        service_name: String,
+        #[serde(default)]
+        namespace: String,
+        port: u16,
+        #[serde(default)]
+        version: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Nacos {
+        service_name: String,
+        #[serde(default)]
+        group: String,
+        namespace_id: String,
+        port: u16,
+        #[serde(default)]
+        is_ext_registry: bool,
+        #[serde(default)]
+        version: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Consul {
+        service_name: String,
+        datacenter: String,
+        port: u16,
+    },
+}
+
+impl Service {
+    /// The Envoy cluster name Higress generates for this source.
+    pub fn cluster_name(&self) -> String {
+        match self {
+            Service::Fqdn { fqdn, port } => format!("outbound|{port}||{fqdn}"),
+            Service::Static { service_name, port } => {
+                format!("outbound|{port}||{service_name}.static")
+            }
+            Service::Dns {
+                service_name, port, ..
+            } => format!("outbound|{port}||{service_name}.dns"),
+            Service::K8s { port, version, .. } => {
+                format!("outbound|{port}|{version}|{}", self.host_name())
+            }
+            Service::Nacos {
+                service_name,
+                group,
+                namespace_id,
+                port,
+                is_ext_registry,
+                version,
+            } => {
+                let group = if group.is_empty() {
+                    "DEFAULT-GROUP".to_string()
+                } else {
+                    group.replace('_', "-")
+                };
+                let registry = if *is_ext_registry {
+                    "nacos-ext"
+                } else {
+                    "nacos"
+                };
+                format!(
+                    "outbound|{port}|{version}|{service_name}.{group}.{namespace_id}.{registry}"
+                )
+            }
+            Service::Consul {
+                service_name,
+                datacenter,
+                port,
+            } => format!("outbound|{port}||{service_name}.{datacenter}.consul"),
+        }
+    }
+
+    /// The default `:authority` for calls to this source.
+    pub fn host_name(&self) -> String {
+        match self {
+            Service::Fqdn { fqdn, .. } => fqdn.clone(),
+            Service::Dns { domain, .. } => domain.clone(),
+            Service::K8s {
+                service_name,
+                namespace,
+                ..
+            } => {
+                let namespace = if namespace.is_empty() {
+                    "default"
+                } else {
+                    namespace
+                };
+                format!("{service_name}.{namespace}.svc.cluster.local")
+            }
+            Service::Static { service_name, .. }
+            | Service::Nacos { service_name, .. }
+            | Service::Consul { service_name, .. } => service_name.clone(),
+        }
+    }
+
+    /// The port of the source (0 is rejected by configuration validation).
+    pub fn port(&self) -> u16 {
+        match self {
+            Service::Fqdn { port, .. }
+            | Service::Static { port, .. }
+            | Service::Dns { port, .. }
+            | Service::K8s { port, .. }
+            | Service::Nacos { port, .. }
+            | Service::Consul { port, .. } => *port,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(json: &str) -> Service {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn fqdn_matches_the_go_original() {
+        let s = Service::Fqdn {
+            fqdn: "token-server.dns".into(),
+            port: 9090,
+        };
+        assert_eq!(s.cluster_name(), "outbound|9090||token-server.dns");
+        assert_eq!(s.host_name(), "token-server.dns");
+    }
+
+    #[test]
+    fn higress_source_kinds() {
+        let cases = [
+            (
+                r#"{"type":"static","serviceName":"auth","port":80}"#,
+                "outbound|80||auth.static",
+                "auth",
+            ),
+            (
+                r#"{"type":"dns","serviceName":"auth","domain":"auth.example.com","port":443}"#,
+                "outbound|443||auth.dns",
+                "auth.example.com",
+            ),
+            (
+                r#"{"type":"k8s","serviceName":"auth","namespace":"sec","port":8080}"#,
+                "outbound|8080||auth.sec.svc.cluster.local",
+                "auth.sec.svc.cluster.local",
+            ),
+            (
+                r#"{"type":"k8s","serviceName":"auth","port":8080,"version":"v1"}"#,
+                "outbound|8080|v1|auth.default.svc.cluster.local",
+                "auth.default.svc.cluster.local",
+            ),
+            (
+                r#"{"type":"nacos","serviceName":"auth","namespaceId":"public","port":8848}"#,
+                "outbound|8848||auth.DEFAULT-GROUP.public.nacos",
+                "auth",
+            ),
+            (
+                r#"{"type":"nacos","serviceName":"auth","group":"my_group","namespaceId":"ns","port":1,"isExtRegistry":true}"#,
+                "outbound|1||auth.my-group.ns.nacos-ext",
+                "auth",
+            ),
+            (
+                r#"{"type":"consul","serviceName":"auth","datacenter":"dc1","port":8500}"#,
+                "outbound|8500||auth.dc1.consul",
+                "auth",
+            ),
+        ];
+        for (json, cluster, host) in cases {
+            let s = service(json);
+            assert_eq!(s.cluster_name(), cluster, "{json}");
+            assert_eq!(s.host_name(), host, "{json}");
+        }
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error() {
+        assert!(serde_json::from_str::<Service>(r#"{"type":"eureka","port":1}"#).is_err());
+        assert!(serde_json::from_str::<Service>(r#"{"type":"dns","port":1}"#).is_err());
+    }
+}

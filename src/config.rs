@@ -1,0 +1,737 @@
+//! Plugin configuration: every key validated and compiled once, at `on_configure`, into the
+//! [`Config`] the request path reads. Errors name the key (`_rules_[1].tokenServerPort`).
+//!
+//! The keys of the Go original keep their meaning; new keys are camelCase like them. See the
+//! README's configuration reference for types and defaults.
+
+use crate::cluster::{Service, TokenServer};
+use crate::matcher::{IgnoreList, Pattern};
+use crate::reply::ErrorBody;
+use crate::token::TokenSources;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// Configuration keys (one place, so messages and the README agree).
+pub mod keys {
+    pub const TOKEN_SERVER_FQDN: &str = "tokenServerFQDN";
+    pub const TOKEN_SERVER_PORT: &str = "tokenServerPort";
+    pub const TOKEN_SERVER_CLUSTER: &str = "tokenServerCluster";
+    pub const TOKEN_SERVICE: &str = "tokenService";
+    pub const TOKEN_SERVER_AUTHORITY: &str = "tokenServerAuthority";
+    pub const TOKEN_SERVER_PATH: &str = "tokenServerPath";
+    pub const TOKEN_SERVER_TIMEOUT_MS: &str = "tokenServerTimeoutMs";
+    pub const TOKEN_FROM_HEADER_NAME: &str = "tokenFromHeaderName";
+    pub const TOKEN_FROM_HEADER_PREFIX: &str = "tokenFromHeaderPrefix";
+    pub const TOKEN_FROM_QUERY: &str = "tokenFromQuery";
+    pub const TOKEN_FROM_COOKIE: &str = "tokenFromCookie";
+    pub const STRIP_TOKEN: &str = "stripToken";
+    pub const IGNORE_URLS: &str = "ignoreUrls";
+    pub const ANONYMOUS_TOKEN: &str = "anonymousToken";
+    pub const ANONYMOUS_UID: &str = "anonymousUID";
+    pub const UID_HEADER_NAME: &str = "uidHeaderName";
+    pub const AUTH_RESPONSE_HEADERS: &str = "authResponseHeaders";
+    pub const RESPONSE_ERROR_STATUS_CODE: &str = "responseErrorStatusCode";
+    pub const RESPONSE_ERROR_BODY: &str = "responseErrorBody";
+    pub const TOKEN_SERVER_FAILURE_STATUS_CODE: &str = "tokenServerFailureStatusCode";
+    pub const FAIL_OPEN: &str = "failOpen";
+    /// The Go original read this misspelt key and then overwrote it; accepted and ignored.
+    pub const LEGACY_ERROR_BODY_TYPO: &str = "responseErrorBoy";
+
+    /// Every key a (global or rule) configuration object may hold.
+    pub const ALL: &[&str] = &[
+        TOKEN_SERVER_FQDN,
+        TOKEN_SERVER_PORT,
+        TOKEN_SERVER_CLUSTER,
+        TOKEN_SERVICE,
+        TOKEN_SERVER_AUTHORITY,
+        TOKEN_SERVER_PATH,
+        TOKEN_SERVER_TIMEOUT_MS,
+        TOKEN_FROM_HEADER_NAME,
+        TOKEN_FROM_HEADER_PREFIX,
+        TOKEN_FROM_QUERY,
+        TOKEN_FROM_COOKIE,
+        STRIP_TOKEN,
+        IGNORE_URLS,
+        ANONYMOUS_TOKEN,
+        ANONYMOUS_UID,
+        UID_HEADER_NAME,
+        AUTH_RESPONSE_HEADERS,
+        RESPONSE_ERROR_STATUS_CODE,
+        RESPONSE_ERROR_BODY,
+        TOKEN_SERVER_FAILURE_STATUS_CODE,
+        FAIL_OPEN,
+        LEGACY_ERROR_BODY_TYPO,
+    ];
+
+    /// Keys that choose the token server; a rule setting one of them replaces all of them.
+    pub const TOKEN_SERVER_CHOICE: &[&str] =
+        &[TOKEN_SERVER_FQDN, TOKEN_SERVER_CLUSTER, TOKEN_SERVICE];
+}
+
+/// Defaults where the Go original had none.
+pub mod defaults {
+    pub const TOKEN_SERVER_PATH: &str = "/api/token/auth";
+    pub const TIMEOUT_MS: u64 = 2000;
+    pub const MAX_TIMEOUT_MS: u64 = 600_000;
+    pub const HEADER_NAME: &str = "authorization";
+    pub const HEADER_PREFIX: &str = "Bearer ";
+    pub const UID_HEADER: &str = "x-auth-user";
+    pub const ERROR_STATUS: u16 = 401;
+    pub const ANONYMOUS_UID: u64 = 0;
+}
+
+/// The header added (value `true`) when a token-server failure is let through by `failOpen`.
+pub const FAIL_OPEN_HEADER: &str = "x-envoy-auth-failure-mode-allowed";
+
+/// The validated, compiled configuration of one scope (global or one `_rules_` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub token_server: TokenServer,
+    pub sources: TokenSources,
+    pub ignore: IgnoreList,
+    pub anonymous_token: Option<String>,
+    /// `anonymousUID` pre-rendered as the header value.
+    pub anonymous_uid: String,
+    /// Lowercase identity header (`uidHeaderName`).
+    pub uid_header: String,
+    /// Auth-response fields copied to request headers: `(field, lowercase header)`.
+    pub response_headers: Vec<(String, String)>,
+    pub deny_status: u16,
+    pub failure_status: u16,
+    pub error_body: ErrorBody,
+    pub fail_open: bool,
+}
+
+/// What is wrong with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Missing,
+    WrongType(&'static str),
+    OutOfRange(&'static str),
+    Invalid(String),
+    Conflict(&'static str),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Missing => f.write_str("is required"),
+            Problem::WrongType(expected) => write!(f, "must be {expected}"),
+            Problem::OutOfRange(range) => write!(f, "must be in {range}"),
+            Problem::Invalid(why) => f.write_str(why),
+            Problem::Conflict(other) => write!(f, "cannot be combined with `{other}`"),
+        }
+    }
+}
+
+/// Why a configuration was rejected; `on_configure` logs it as one line and returns false.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// 0 bytes: Higress sends that when the WasmPlugin has no config at all.
+    Empty,
+    Syntax(String),
+    NotAnObject,
+    /// Neither global keys nor `_rules_`: the plugin would do nothing.
+    NothingConfigured,
+    Key {
+        key: String,
+        problem: Problem,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Empty => f.write_str("configuration is empty (0 bytes)"),
+            ConfigError::Syntax(why) => write!(f, "configuration is not valid JSON: {why}"),
+            ConfigError::NotAnObject => f.write_str("configuration must be a JSON object"),
+            ConfigError::NothingConfigured => f.write_str(
+                "configuration has neither global keys nor `_rules_`: set `tokenServerFQDN` and `tokenServerPort`",
+            ),
+            ConfigError::Key { key, problem } => write!(f, "configuration key `{key}` {problem}"),
+        }
+    }
+}
+
+/// The keys visible to one scope: a rule's own keys first, then the global ones.
+pub struct Fields<'a> {
+    global: &'a Map<String, Value>,
+    rule: Option<(usize, &'a Map<String, Value>)>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn global(global: &'a Map<String, Value>) -> Fields<'a> {
+        Fields { global, rule: None }
+    }
+
+    pub fn rule(
+        global: &'a Map<String, Value>,
+        index: usize,
+        rule: &'a Map<String, Value>,
+    ) -> Fields<'a> {
+        Fields {
+            global,
+            rule: Some((index, rule)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        if let Some((_, rule)) = self.rule {
+            if keys::TOKEN_SERVER_CHOICE.contains(&key) && rule_chooses_server(rule) {
+                return rule.get(key);
+            }
+            if let Some(value) = rule.get(key) {
+                return Some(value);
+            }
+        }
+        self.global.get(key)
+    }
+
+    /// The key as the operator wrote it: `_rules_[i].key` when the rule holds it.
+    fn name(&self, key: &str) -> String {
+        match self.rule {
+            Some((index, rule)) if rule.contains_key(key) => format!("_rules_[{index}].{key}"),
+            _ => key.to_string(),
+        }
+    }
+
+    fn error(&self, key: &str, problem: Problem) -> ConfigError {
+        ConfigError::Key {
+            key: self.name(key),
+            problem,
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        expected: &'static str,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => T::deserialize(value)
+                .map(Some)
+                .map_err(|_| self.error(key, Problem::WrongType(expected))),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        self.typed(key, "a string")
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ConfigError> {
+        Ok(self.typed(key, "true or false")?.unwrap_or(false))
+    }
+
+    fn integer(
+        &self,
+        key: &str,
+        min: u64,
+        max: u64,
+        range: &'static str,
+    ) -> Result<Option<u64>, ConfigError> {
+        match self.typed::<u64>(key, "a non-negative integer")? {
+            Some(value) if value < min || value > max => {
+                Err(self.error(key, Problem::OutOfRange(range)))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn status(&self, key: &str) -> Result<Option<u16>, ConfigError> {
+        let status = self.integer(key, 400, 599, "400..=599")?;
+        Ok(status.and_then(|s| u16::try_from(s).ok()))
+    }
+
+    fn non_empty(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.string(key)? {
+            Some(text) if text.trim().is_empty() => {
+                Err(self.error(key, Problem::Invalid("must not be empty".into())))
+            }
+            Some(text) if text.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                Err(self.error(key, Problem::Invalid("must not contain whitespace".into())))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn header_name(&self, key: &str, default: &str) -> Result<String, ConfigError> {
+        let name = self.string(key)?.unwrap_or_else(|| default.to_string());
+        if is_header_name(&name) {
+            Ok(name.to_ascii_lowercase())
+        } else {
+            Err(self.error(
+                key,
+                Problem::Invalid(format!("`{name}` is not a valid header name")),
+            ))
+        }
+    }
+
+    /// Keys this scope does not know (typos such as `tokenServerFqdn`), for a warning.
+    pub fn unknown_keys(&self) -> Vec<String> {
+        let own = match self.rule {
+            Some((_, rule)) => rule,
+            None => self.global,
+        };
+        own.keys()
+            .filter(|key| !keys::ALL.contains(&key.as_str()) && !key.starts_with('_'))
+            .map(|key| self.name(key))
+            .collect()
+    }
+}
+
+fn rule_chooses_server(rule: &Map<String, Value>) -> bool {
+    keys::TOKEN_SERVER_CHOICE
+        .iter()
+        .any(|key| rule.contains_key(*key))
+}
+
+/// RFC 9110 `token`: the characters allowed in a header name (pseudo-headers excluded).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl Config {
+    /// Validates and compiles one scope. A missing token server is reported last, so that error
+    /// means every other key was valid.
+    pub fn parse(fields: &Fields) -> Result<Config, ConfigError> {
+        let deny_status = fields
+            .status(keys::RESPONSE_ERROR_STATUS_CODE)?
+            .unwrap_or(defaults::ERROR_STATUS);
+        let mut config = Config {
+            sources: parse_sources(fields)?,
+            ignore: parse_ignore(fields)?,
+            anonymous_token: fields
+                .string(keys::ANONYMOUS_TOKEN)?
+                .filter(|t| !t.is_empty()),
+            anonymous_uid: fields
+                .integer(keys::ANONYMOUS_UID, 0, u64::MAX, "0..")?
+                .unwrap_or(defaults::ANONYMOUS_UID)
+                .to_string(),
+            uid_header: fields.header_name(keys::UID_HEADER_NAME, defaults::UID_HEADER)?,
+            response_headers: Vec::new(),
+            deny_status,
+            failure_status: fields
+                .status(keys::TOKEN_SERVER_FAILURE_STATUS_CODE)?
+                .unwrap_or(deny_status),
+            error_body: parse_error_body(fields)?,
+            fail_open: fields.flag(keys::FAIL_OPEN)?,
+            token_server: parse_call_settings(fields)?,
+        };
+        config.response_headers = parse_response_headers(fields, &config)?;
+        config.token_server.cluster_and_authority(fields)?;
+        Ok(config)
+    }
+
+    /// True when the error means only "no token server", i.e. the scope is a set of defaults.
+    pub fn is_missing_token_server(error: &ConfigError) -> bool {
+        matches!(error, ConfigError::Key { key, problem: Problem::Missing } if key == keys::TOKEN_SERVER_FQDN)
+    }
+}
+
+fn parse_sources(fields: &Fields) -> Result<TokenSources, ConfigError> {
+    let prefix = fields
+        .string(keys::TOKEN_FROM_HEADER_PREFIX)?
+        .unwrap_or_else(|| defaults::HEADER_PREFIX.to_string());
+    if prefix.chars().any(char::is_control) {
+        return Err(fields.error(
+            keys::TOKEN_FROM_HEADER_PREFIX,
+            Problem::Invalid("must not contain control characters".into()),
+        ));
+    }
+    Ok(TokenSources {
+        header: fields.header_name(keys::TOKEN_FROM_HEADER_NAME, defaults::HEADER_NAME)?,
+        prefix,
+        query: fields.non_empty(keys::TOKEN_FROM_QUERY)?,
+        cookie: fields.non_empty(keys::TOKEN_FROM_COOKIE)?,
+        strip: fields.flag(keys::STRIP_TOKEN)?,
+    })
+}
+
+fn parse_ignore(fields: &Fields) -> Result<IgnoreList, ConfigError> {
+    let raw: Vec<String> = fields
+        .typed(keys::IGNORE_URLS, "an array of strings")?
+        .unwrap_or_default();
+    let mut patterns = Vec::with_capacity(raw.len());
+    for (index, text) in raw.iter().enumerate() {
+        let pattern = Pattern::parse(text).map_err(|why| ConfigError::Key {
+            key: format!("{}[{index}]", fields.name(keys::IGNORE_URLS)),
+            problem: Problem::Invalid(format!("`{text}`: {why}")),
+        })?;
+        patterns.push(pattern);
+    }
+    Ok(IgnoreList::new(patterns))
+}
+
+fn parse_error_body(fields: &Fields) -> Result<ErrorBody, ConfigError> {
+    match fields.string(keys::RESPONSE_ERROR_BODY)? {
+        None => Ok(ErrorBody::default()),
+        Some(template) => ErrorBody::parse(&template).map_err(|_| {
+            fields.error(
+                keys::RESPONSE_ERROR_BODY,
+                Problem::Invalid("must contain at most one `%s`".into()),
+            )
+        }),
+    }
+}
+
+fn parse_response_headers(
+    fields: &Fields,
+    config: &Config,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let map: Map<String, Value> = fields
+        .typed(
+            keys::AUTH_RESPONSE_HEADERS,
+            "an object of field name to header name",
+        )?
+        .unwrap_or_default();
+    let mut pairs = Vec::with_capacity(map.len());
+    for (field, header) in &map {
+        let invalid = |why: String| ConfigError::Key {
+            key: format!("{}.{field}", fields.name(keys::AUTH_RESPONSE_HEADERS)),
+            problem: Problem::Invalid(why),
+        };
+        let header = header
+            .as_str()
+            .ok_or_else(|| invalid("must be a header name string".into()))?;
+        let lower = header.to_ascii_lowercase();
+        if !is_header_name(header) {
+            return Err(invalid(format!("`{header}` is not a valid header name")));
+        }
+        if lower == config.uid_header || lower == config.sources.header || lower == FAIL_OPEN_HEADER
+        {
+            return Err(invalid(format!("`{header}` is reserved by the plugin")));
+        }
+        pairs.push((field.clone(), lower));
+    }
+    Ok(pairs)
+}
+
+/// Path and timeout; the cluster and authority are filled in by `cluster_and_authority`.
+fn parse_call_settings(fields: &Fields) -> Result<TokenServer, ConfigError> {
+    let path = fields
+        .non_empty(keys::TOKEN_SERVER_PATH)?
+        .unwrap_or_else(|| defaults::TOKEN_SERVER_PATH.to_string());
+    if !path.starts_with('/') {
+        return Err(fields.error(
+            keys::TOKEN_SERVER_PATH,
+            Problem::Invalid("must start with '/'".into()),
+        ));
+    }
+    let timeout = fields
+        .integer(
+            keys::TOKEN_SERVER_TIMEOUT_MS,
+            1,
+            defaults::MAX_TIMEOUT_MS,
+            "1..=600000",
+        )?
+        .unwrap_or(defaults::TIMEOUT_MS);
+    Ok(TokenServer {
+        cluster: String::new(),
+        authority: String::new(),
+        path,
+        timeout: Duration::from_millis(timeout),
+    })
+}
+
+impl TokenServer {
+    /// Resolves exactly one of `tokenServerFQDN` (+ `tokenServerPort`), `tokenServerCluster` or
+    /// `tokenService` into the cluster name and authority.
+    fn cluster_and_authority(&mut self, fields: &Fields) -> Result<(), ConfigError> {
+        let fqdn = fields.non_empty(keys::TOKEN_SERVER_FQDN)?;
+        let raw = fields.non_empty(keys::TOKEN_SERVER_CLUSTER)?;
+        let service = parse_service(fields)?;
+        let port = fields.integer(keys::TOKEN_SERVER_PORT, 1, 65535, "1..=65535")?;
+        let (cluster, host) = match (fqdn, raw, service) {
+            (Some(fqdn), None, None) => {
+                let port =
+                    port.ok_or_else(|| fields.error(keys::TOKEN_SERVER_PORT, Problem::Missing))?;
+                (format!("outbound|{port}||{fqdn}"), fqdn)
+            }
+            (None, Some(raw), None) => (raw.clone(), raw),
+            (None, None, Some(service)) => (service.cluster_name(), service.host_name()),
+            (None, None, None) => {
+                return Err(fields.error(keys::TOKEN_SERVER_FQDN, Problem::Missing))
+            }
+            (Some(_), Some(_), _) => {
+                return Err(fields.error(
+                    keys::TOKEN_SERVER_CLUSTER,
+                    Problem::Conflict(keys::TOKEN_SERVER_FQDN),
+                ))
+            }
+            (_, _, Some(_)) => {
+                let other = if fields.get(keys::TOKEN_SERVER_FQDN).is_some() {
+                    keys::TOKEN_SERVER_FQDN
+                } else {
+                    keys::TOKEN_SERVER_CLUSTER
+                };
+                return Err(fields.error(keys::TOKEN_SERVICE, Problem::Conflict(other)));
+            }
+        };
+        self.cluster = cluster;
+        self.authority = fields
+            .non_empty(keys::TOKEN_SERVER_AUTHORITY)?
+            .unwrap_or(host);
+        Ok(())
+    }
+}
+
+fn parse_service(fields: &Fields) -> Result<Option<Service>, ConfigError> {
+    let Some(value) = fields.get(keys::TOKEN_SERVICE) else {
+        return Ok(None);
+    };
+    let service = Service::deserialize(value).map_err(|why| {
+        fields.error(
+            keys::TOKEN_SERVICE,
+            Problem::Invalid(format!("is not a valid service source ({why})")),
+        )
+    })?;
+    if service.port() == 0 {
+        return Err(fields.error(
+            keys::TOKEN_SERVICE,
+            Problem::Invalid("port must be in 1..=65535".into()),
+        ));
+    }
+    Ok(Some(service))
+}
+
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Config, ConfigError> {
+        let map = value.as_object().unwrap().clone();
+        Config::parse(&Fields::global(&map))
+    }
+
+    fn base() -> Value {
+        json!({"tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut config = base();
+        config[key] = value;
+        config
+    }
+
+    fn key_error(value: Value) -> (String, Problem) {
+        match parse(value) {
+            Err(ConfigError::Key { key, problem }) => (key, problem),
+            other => panic!("expected a key error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_where_the_original_had_none() {
+        let config = parse(base()).unwrap();
+        assert_eq!(
+            config.token_server.cluster,
+            "outbound|9090||token-server.dns"
+        );
+        assert_eq!(config.token_server.authority, "token-server.dns");
+        assert_eq!(config.token_server.path, "/api/token/auth");
+        assert_eq!(config.token_server.timeout, Duration::from_millis(2000));
+        assert_eq!(config.sources, TokenSources::default());
+        assert_eq!(config.uid_header, "x-auth-user");
+        assert_eq!(config.anonymous_uid, "0");
+        assert_eq!(config.anonymous_token, None);
+        assert_eq!((config.deny_status, config.failure_status), (401, 401));
+        assert_eq!(config.error_body, ErrorBody::default());
+        assert!(config.ignore.is_empty());
+        assert!(!config.fail_open);
+    }
+
+    #[test]
+    fn original_keys_keep_working() {
+        let config = parse(json!({
+            "tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090,
+            "tokenFromHeaderName": "X-Token", "tokenFromHeaderPrefix": "Token ",
+            "ignoreUrls": ["/health", "/public/*"], "anonymousToken": "AnonymousToken",
+            "anonymousUID": 7, "responseErrorStatusCode": 403,
+            "responseErrorBody": "{\"error\":\"%s\"}", "responseErrorBoy": "legacy"
+        }))
+        .unwrap();
+        assert_eq!(config.sources.header, "x-token");
+        assert_eq!(config.sources.prefix, "Token ");
+        assert!(config.ignore.ignores("/public/x"));
+        assert_eq!(config.anonymous_token.as_deref(), Some("AnonymousToken"));
+        assert_eq!(config.anonymous_uid, "7");
+        assert_eq!((config.deny_status, config.failure_status), (403, 403));
+        assert_eq!(config.error_body.render("m"), b"{\"error\":\"m\"}");
+    }
+
+    #[test]
+    fn new_keys() {
+        let config = parse(json!({
+            "tokenServerCluster": "token_cluster", "tokenServerAuthority": "auth.internal",
+            "tokenServerPath": "/v2/auth", "tokenServerTimeoutMs": 150,
+            "tokenFromQuery": "access_token", "tokenFromCookie": "session", "stripToken": true,
+            "uidHeaderName": "X-User-Id", "authResponseHeaders": {"role": "X-Role"},
+            "tokenServerFailureStatusCode": 503, "failOpen": true
+        }))
+        .unwrap();
+        assert_eq!(config.token_server.cluster, "token_cluster");
+        assert_eq!(config.token_server.authority, "auth.internal");
+        assert_eq!(config.token_server.path, "/v2/auth");
+        assert_eq!(config.token_server.timeout, Duration::from_millis(150));
+        assert_eq!(config.sources.query.as_deref(), Some("access_token"));
+        assert_eq!(config.sources.cookie.as_deref(), Some("session"));
+        assert!(config.sources.strip);
+        assert_eq!(config.uid_header, "x-user-id");
+        assert_eq!(
+            config.response_headers,
+            vec![("role".to_string(), "x-role".to_string())]
+        );
+        assert_eq!((config.deny_status, config.failure_status), (401, 503));
+        assert!(config.fail_open);
+    }
+
+    #[test]
+    fn typed_higress_service() {
+        let config = parse(json!({
+            "tokenService": {"type": "k8s", "serviceName": "auth", "namespace": "sec", "port": 8080}
+        }))
+        .unwrap();
+        assert_eq!(
+            config.token_server.cluster,
+            "outbound|8080||auth.sec.svc.cluster.local"
+        );
+        assert_eq!(config.token_server.authority, "auth.sec.svc.cluster.local");
+    }
+
+    #[test]
+    fn token_server_is_required_and_unique() {
+        assert_eq!(
+            key_error(json!({})),
+            ("tokenServerFQDN".into(), Problem::Missing)
+        );
+        assert_eq!(
+            key_error(json!({"tokenServerFQDN": "a"})),
+            ("tokenServerPort".into(), Problem::Missing)
+        );
+        assert_eq!(
+            key_error(with("tokenServerCluster", json!("c"))),
+            (
+                "tokenServerCluster".into(),
+                Problem::Conflict("tokenServerFQDN")
+            )
+        );
+        let (key, _) = key_error(with(
+            "tokenService",
+            json!({"type": "static", "serviceName": "a", "port": 1}),
+        ));
+        assert_eq!(key, "tokenService");
+        let (key, _) = key_error(json!({"tokenService": {"type": "eureka"}}));
+        assert_eq!(key, "tokenService");
+        assert!(Config::is_missing_token_server(
+            &parse(json!({})).unwrap_err()
+        ));
+    }
+
+    #[test]
+    fn rejections_name_the_key() {
+        let cases = [
+            (with("tokenServerPort", json!(0)), "tokenServerPort"),
+            (with("tokenServerPort", json!(70000)), "tokenServerPort"),
+            (with("tokenServerPort", json!("9090")), "tokenServerPort"),
+            (with("tokenServerPort", json!(-1)), "tokenServerPort"),
+            (with("tokenServerFQDN", json!("")), "tokenServerFQDN"),
+            (with("tokenServerFQDN", json!(12)), "tokenServerFQDN"),
+            (
+                with("responseErrorStatusCode", json!(200)),
+                "responseErrorStatusCode",
+            ),
+            (
+                with("responseErrorStatusCode", json!(600)),
+                "responseErrorStatusCode",
+            ),
+            (
+                with("responseErrorStatusCode", json!("401")),
+                "responseErrorStatusCode",
+            ),
+            (
+                with("tokenServerFailureStatusCode", json!(302)),
+                "tokenServerFailureStatusCode",
+            ),
+            (
+                with("responseErrorBody", json!("%s %s")),
+                "responseErrorBody",
+            ),
+            (
+                with("responseErrorBody", json!({"a": 1})),
+                "responseErrorBody",
+            ),
+            (with("ignoreUrls", json!("/health")), "ignoreUrls"),
+            (
+                with("ignoreUrls", json!(["/ok", "no-slash"])),
+                "ignoreUrls[1]",
+            ),
+            (with("ignoreUrls", json!(["/a*"])), "ignoreUrls[0]"),
+            (with("anonymousUID", json!(-5)), "anonymousUID"),
+            (with("anonymousUID", json!(1.5)), "anonymousUID"),
+            (
+                with("tokenFromHeaderName", json!("bad header")),
+                "tokenFromHeaderName",
+            ),
+            (
+                with("tokenFromHeaderName", json!(":path")),
+                "tokenFromHeaderName",
+            ),
+            (with("uidHeaderName", json!("")), "uidHeaderName"),
+            (
+                with("tokenServerTimeoutMs", json!(0)),
+                "tokenServerTimeoutMs",
+            ),
+            (
+                with("tokenServerTimeoutMs", json!(600_001)),
+                "tokenServerTimeoutMs",
+            ),
+            (with("tokenServerPath", json!("api")), "tokenServerPath"),
+            (with("failOpen", json!("yes")), "failOpen"),
+            (with("stripToken", json!(1)), "stripToken"),
+            (
+                with("authResponseHeaders", json!({"role": "x-auth-user"})),
+                "authResponseHeaders.role",
+            ),
+            (
+                with("authResponseHeaders", json!({"role": 5})),
+                "authResponseHeaders.role",
+            ),
+            (
+                with("authResponseHeaders", json!(["x"])),
+                "authResponseHeaders",
+            ),
+            (with("tokenFromQuery", json!("")), "tokenFromQuery"),
+        ];
+        for (value, expected_key) in cases {
+            let (key, problem) = key_error(value.clone());
+            assert_eq!(key, expected_key, "{value}");
+            let message = ConfigError::Key { key, problem }.to_string();
+            assert!(message.contains(expected_key), "{message}");
+        }
+    }
+
+    #[test]
+    fn null_means_default() {
+        let config = parse(with("responseErrorStatusCode", Value::Null)).unwrap();
+        assert_eq!(config.deny_status, 401);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let map = json!({"tokenServerFqdn": "x", "tokenServerPort": 1, "_rules_": []});
+        let map = map.as_object().unwrap();
+        assert_eq!(
+            Fields::global(map).unknown_keys(),
+            vec!["tokenServerFqdn".to_string()]
+        );
+    }
+}

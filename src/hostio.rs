@@ -1,0 +1,239 @@
+//! Raw proxy-wasm 0.2.1 hostcalls that return the host's status instead of panicking.
+//!
+//! The SDK's `hostcalls` wrappers panic on any status they do not expect (`unexpected status: 2`),
+//! and a panic aborts the VM (host-semantics §2: BadArgument after a resume, a second local reply
+//! on Higress's Envoy, a header map that is gone). The adapter uses these wrappers for everything
+//! but `dispatch_http_call`, which must stay in the SDK so its dispatcher routes the answer.
+
+use std::ptr::null_mut;
+
+/// proxy-wasm `Status::Ok`.
+const OK: u32 = 0;
+
+/// Header maps (ABI `MapType`).
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum Map {
+    RequestHeaders = 0,
+    CallResponseHeaders = 6,
+}
+
+/// Buffers (ABI `BufferType`).
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum Buffer {
+    CallResponseBody = 4,
+    PluginConfiguration = 7,
+}
+
+/// A host status other than Ok.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u32);
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_len: usize,
+        out: *mut *mut u8,
+        out_len: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_len: usize,
+        value: *const u8,
+        value_len: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer: u32,
+        start: usize,
+        max: usize,
+        out: *mut *mut u8,
+        out_len: *mut usize,
+    ) -> u32;
+    fn proxy_get_property(
+        path: *const u8,
+        path_len: usize,
+        out: *mut *mut u8,
+        out_len: *mut usize,
+    ) -> u32;
+    fn proxy_continue_stream(stream: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_send_local_response(
+        status: u32,
+        details: *const u8,
+        details_len: usize,
+        body: *const u8,
+        body_len: usize,
+        headers: *const u8,
+        headers_len: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_define_metric(kind: u32, name: *const u8, name_len: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+}
+
+fn check(status: u32) -> Result<(), Status> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(Status(status))
+    }
+}
+
+/// Takes ownership of a host-returned allocation (made by the SDK's `proxy_on_memory_allocate`).
+///
+/// # Safety
+/// `data`/`len` must come from a successful hostcall that returned a buffer.
+unsafe fn take(data: *mut u8, len: usize) -> Vec<u8> {
+    if data.is_null() {
+        return Vec::new();
+    }
+    Vec::from_raw_parts(data, len, len)
+}
+
+/// First value of a header, raw bytes; `None` if absent or the map is unavailable.
+pub fn header(map: Map, name: &str) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: pointers to live locals; the host writes an allocation it hands over to us.
+    unsafe {
+        let status =
+            proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut len);
+        (status == OK).then(|| take(data, len))
+    }
+}
+
+/// Replaces every entry of a request header with one value.
+pub fn replace_header(map: Map, name: &str, value: &str) -> Result<(), Status> {
+    // SAFETY: the slices outlive the call; the host copies them.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Removes every entry of a request header.
+pub fn remove_header(map: Map, name: &str) -> Result<(), Status> {
+    // SAFETY: as above.
+    check(unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) })
+}
+
+/// Up to `max` bytes of a buffer; empty if absent.
+pub fn buffer(buffer: Buffer, max: usize) -> Vec<u8> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        match proxy_get_buffer_bytes(buffer as u32, 0, max, &mut data, &mut len) {
+            OK => take(data, len),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A one-segment property such as `route_name`.
+pub fn property(name: &str) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        let status = proxy_get_property(name.as_ptr(), name.len(), &mut data, &mut len);
+        (status == OK && !data.is_null()).then(|| take(data, len))
+    }
+}
+
+/// Resumes the paused request (`proxy_continue_stream(Request)`).
+pub fn resume_request() -> Result<(), Status> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_continue_stream(0) })
+}
+
+/// Sends a local reply; `details` shows in Envoy's `%RESPONSE_CODE_DETAILS%`.
+pub fn send_local_response(
+    status: u16,
+    details: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> Result<(), Status> {
+    let headers = serialize_pairs(headers);
+    // SAFETY: every slice outlives the call; the host copies them. -1: no grpc-status.
+    check(unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    })
+}
+
+/// Defines a counter; its id is per VM.
+pub fn define_counter(name: &str) -> Result<u32, Status> {
+    let mut id = 0;
+    // SAFETY: pointer to a live local.
+    check(unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+/// Adds 1 to a counter.
+pub fn increment(id: u32) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_increment_metric(id, 1) })
+}
+
+/// The proxy-wasm map encoding (host-semantics §2): count, (key len, value len)*, then each key
+/// and value followed by a NUL, all lengths u32 little-endian.
+pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let payload: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + pairs.len() * 8 + payload);
+    out.extend_from_slice(&len_u32(pairs.len()));
+    for (key, value) in pairs {
+        out.extend_from_slice(&len_u32(key.len()));
+        out.extend_from_slice(&len_u32(value.len()));
+    }
+    for (key, value) in pairs {
+        out.extend_from_slice(key.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+fn len_u32(len: usize) -> [u8; 4] {
+    u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_encoding_matches_the_abi() {
+        let bytes = serialize_pairs(&[("a", "1"), ("bc", "")]);
+        let expected: Vec<u8> = [
+            &2u32.to_le_bytes()[..],
+            &1u32.to_le_bytes(),
+            &1u32.to_le_bytes(),
+            &2u32.to_le_bytes(),
+            &0u32.to_le_bytes(),
+            b"a\x001\x00bc\x00\x00",
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert_eq!(serialize_pairs(&[]), 0u32.to_le_bytes());
+    }
+}

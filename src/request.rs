@@ -1,0 +1,69 @@
+//! The request as the core sees it: a read-only view (headers, properties) and the header edits the
+//! core asks the adapter to apply.
+
+/// Read access to the request, implemented over hostcalls by the adapter and over plain data by
+/// the tests. Names are lowercase; a missing or non-UTF-8 value is `None`.
+pub trait RequestView {
+    /// First value of a request header (Envoy returns the first of repeated headers).
+    fn header(&self, name: &str) -> Option<String>;
+    /// A stream property such as `route_name` or `cluster_name`.
+    fn property(&self, name: &str) -> Option<String>;
+}
+
+/// One change to the request headers, applied before the request continues upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// Replace every entry of the header with one value (Envoy `replace`).
+    Set(String, String),
+    /// Remove every entry of the header.
+    Remove(String),
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A request made of plain data, for unit tests of the core.
+    use super::RequestView;
+
+    #[derive(Debug, Default, Clone)]
+    pub struct FakeRequest {
+        pub headers: Vec<(String, String)>,
+        pub properties: Vec<(String, String)>,
+    }
+
+    impl FakeRequest {
+        pub fn get(path: &str) -> FakeRequest {
+            FakeRequest::default()
+                .with(":method", "GET")
+                .with(":path", path)
+                .with(":authority", "example.com")
+        }
+
+        /// Sets a header, replacing an earlier entry of the same name.
+        pub fn with(mut self, name: &str, value: &str) -> FakeRequest {
+            self.headers.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+            self.headers.push((name.to_string(), value.to_string()));
+            self
+        }
+
+        pub fn prop(mut self, name: &str, value: &str) -> FakeRequest {
+            self.properties.push((name.to_string(), value.to_string()));
+            self
+        }
+    }
+
+    impl RequestView for FakeRequest {
+        fn header(&self, name: &str) -> Option<String> {
+            self.headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.clone())
+        }
+
+        fn property(&self, name: &str) -> Option<String> {
+            self.properties
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        }
+    }
+}

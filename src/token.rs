@@ -1,0 +1,381 @@
+//! Token extraction from the configured sources (header with a scheme prefix, query parameter,
+//! cookie), the edits that strip it before the request goes upstream, and log-safe redaction.
+//!
+//! Sources are tried in order header → query → cookie; the first source *present* decides, so a
+//! malformed `Authorization` header is an error even when a cookie also carries a token.
+
+use crate::request::{HeaderEdit, RequestView};
+use std::fmt;
+
+/// Longest token accepted; longer ones are refused without a call.
+pub const MAX_TOKEN_LEN: usize = 8192;
+
+/// Where the plugin looks for the token (compiled from the `tokenFrom*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSources {
+    /// Lowercase header name (`tokenFromHeaderName`, default `authorization`).
+    pub header: String,
+    /// Value prefix (`tokenFromHeaderPrefix`, default `Bearer `), compared case-insensitively.
+    pub prefix: String,
+    /// Query parameter name (`tokenFromQuery`).
+    pub query: Option<String>,
+    /// Cookie name (`tokenFromCookie`).
+    pub cookie: Option<String>,
+    /// Remove the token from the request before it goes upstream (`stripToken`).
+    pub strip: bool,
+}
+
+impl Default for TokenSources {
+    fn default() -> Self {
+        TokenSources {
+            header: "authorization".to_string(),
+            prefix: "Bearer ".to_string(),
+            query: None,
+            cookie: None,
+            strip: false,
+        }
+    }
+}
+
+/// Which source the token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Header,
+    Query,
+    Cookie,
+}
+
+/// Why no usable token was found; the message goes into the error reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    Missing,
+    WrongScheme,
+    Empty,
+    Malformed,
+    TooLong,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            TokenError::Missing => "missing token",
+            TokenError::WrongScheme => "invalid authorization scheme",
+            TokenError::Empty => "empty token",
+            TokenError::Malformed => "malformed token",
+            TokenError::TooLong => "token too long",
+        };
+        f.write_str(text)
+    }
+}
+
+/// A token found in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub token: String,
+    pub source: Source,
+}
+
+impl TokenSources {
+    /// Finds the token in the request.
+    pub fn extract(&self, request: &impl RequestView) -> Result<Extracted, TokenError> {
+        if let Some(value) = request.header(&self.header) {
+            let token = self.parse_header_value(&value)?;
+            return found(token, Source::Header);
+        }
+        if let Some(name) = &self.query {
+            let path = request.header(":path").unwrap_or_default();
+            if let Some(token) = query_param(&path, name) {
+                return found(token, Source::Query);
+            }
+        }
+        if let Some(name) = &self.cookie {
+            let cookies = request.header("cookie").unwrap_or_default();
+            if let Some(token) = cookie_value(&cookies, name) {
+                return found(token.to_string(), Source::Cookie);
+            }
+        }
+        Err(TokenError::Missing)
+    }
+
+    /// Applies the prefix rule to a header value: `bearer  x` and `Bearer x` both give `x`.
+    fn parse_header_value(&self, value: &str) -> Result<String, TokenError> {
+        let value = value.trim_matches(is_ows);
+        let scheme = self.prefix.trim_end_matches(is_ows);
+        let needs_separator = scheme.len() < self.prefix.len();
+        let head = value.get(..scheme.len()).unwrap_or("");
+        if !head.eq_ignore_ascii_case(scheme) {
+            return Err(TokenError::WrongScheme);
+        }
+        let rest = value.get(scheme.len()..).unwrap_or("");
+        if needs_separator && !rest.is_empty() && !rest.starts_with(is_ows) {
+            return Err(TokenError::WrongScheme);
+        }
+        Ok(rest.trim_matches(is_ows).to_string())
+    }
+
+    /// The edits that remove the token from the request (empty unless `stripToken`).
+    pub fn strip_edits(&self, source: Source, request: &impl RequestView) -> Vec<HeaderEdit> {
+        if !self.strip {
+            return Vec::new();
+        }
+        match source {
+            Source::Header => vec![HeaderEdit::Remove(self.header.clone())],
+            Source::Query => {
+                let path = request.header(":path").unwrap_or_default();
+                let name = self.query.as_deref().unwrap_or_default();
+                vec![HeaderEdit::Set(
+                    ":path".to_string(),
+                    without_query_param(&path, name),
+                )]
+            }
+            Source::Cookie => {
+                let cookies = request.header("cookie").unwrap_or_default();
+                let name = self.cookie.as_deref().unwrap_or_default();
+                let rest = without_cookie(&cookies, name);
+                if rest.is_empty() {
+                    vec![HeaderEdit::Remove("cookie".to_string())]
+                } else {
+                    vec![HeaderEdit::Set("cookie".to_string(), rest)]
+                }
+            }
+        }
+    }
+}
+
+fn is_ows(ch: char) -> bool {
+    ch == ' ' || ch == '\t'
+}
+
+fn found(token: String, source: Source) -> Result<Extracted, TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
+    if token
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(TokenError::Malformed);
+    }
+    Ok(Extracted { token, source })
+}
+
+/// The raw query of a request target (between `?` and `#`).
+fn raw_query(path: &str) -> Option<&str> {
+    let query = path.split_once('?')?.1;
+    Some(query.split('#').next().unwrap_or(query))
+}
+
+fn decoded_key(pair: &str) -> String {
+    let raw_key = pair.split('=').next().unwrap_or(pair);
+    url::form_urlencoded::parse(raw_key.as_bytes())
+        .next()
+        .map(|(key, _)| key.into_owned())
+        .unwrap_or_default()
+}
+
+/// The decoded value of the first `name` parameter of the query.
+fn query_param(path: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(raw_query(path)?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The request target without any `name` parameter; other parameters keep their raw encoding.
+fn without_query_param(path: &str, name: &str) -> String {
+    let Some((before, after)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let (query, fragment) = match after.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (after, None),
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && decoded_key(pair) != name)
+        .collect();
+    let mut out = before.to_string();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Splits a `cookie` header into `(name, value)` pairs (RFC 6265 §5.4), unquoting values.
+fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        Some((name.trim(), value))
+    })
+}
+
+fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    cookies(header)
+        .find(|(key, _)| *key == name)
+        .map(|(_, v)| v)
+}
+
+fn without_cookie(header: &str, name: &str) -> String {
+    header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split('=').next().map(str::trim) != Some(name))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A log-safe rendering of a token: never more than its first 4 characters.
+pub fn redact(token: &str) -> String {
+    let shown: String = if token.chars().count() >= 16 {
+        token.chars().take(4).collect()
+    } else {
+        String::new()
+    };
+    format!("{shown}…({} bytes)", token.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::fake::FakeRequest;
+
+    fn bearer() -> TokenSources {
+        TokenSources::default()
+    }
+
+    fn all_sources() -> TokenSources {
+        TokenSources {
+            query: Some("access_token".into()),
+            cookie: Some("session".into()),
+            ..TokenSources::default()
+        }
+    }
+
+    fn header(value: &str) -> Result<String, TokenError> {
+        let req = FakeRequest::get("/").with("Authorization", value);
+        bearer().extract(&req).map(|e| e.token)
+    }
+
+    #[test]
+    fn header_with_bearer_prefix() {
+        assert_eq!(header("Bearer abc.def").unwrap(), "abc.def");
+        assert_eq!(header("bearer abc").unwrap(), "abc");
+        assert_eq!(header("BEARER   abc  ").unwrap(), "abc");
+        assert_eq!(header("  Bearer\tabc").unwrap(), "abc");
+    }
+
+    #[test]
+    fn header_lookup_is_case_insensitive() {
+        let req = FakeRequest::get("/").with("AUTHORIZATION", "Bearer t");
+        assert_eq!(bearer().extract(&req).unwrap().token, "t");
+    }
+
+    #[test]
+    fn header_errors() {
+        assert_eq!(header("Basic abc"), Err(TokenError::WrongScheme));
+        assert_eq!(header("Bearerabc"), Err(TokenError::WrongScheme));
+        assert_eq!(header("Bear"), Err(TokenError::WrongScheme));
+        assert_eq!(header("Bearer"), Err(TokenError::Empty));
+        assert_eq!(header("Bearer    "), Err(TokenError::Empty));
+        assert_eq!(header(""), Err(TokenError::WrongScheme));
+        assert_eq!(header("Bearer a b"), Err(TokenError::Malformed));
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(header(&long), Err(TokenError::TooLong));
+    }
+
+    #[test]
+    fn missing_everywhere() {
+        let req = FakeRequest::get("/x?other=1").with("cookie", "a=b");
+        assert_eq!(all_sources().extract(&req), Err(TokenError::Missing));
+        assert_eq!(
+            bearer().extract(&FakeRequest::get("/")),
+            Err(TokenError::Missing)
+        );
+    }
+
+    #[test]
+    fn empty_prefix_takes_whole_value() {
+        let sources = TokenSources {
+            header: "x-token".into(),
+            prefix: String::new(),
+            ..TokenSources::default()
+        };
+        let req = FakeRequest::get("/").with("x-token", " tok ");
+        assert_eq!(sources.extract(&req).unwrap().token, "tok");
+    }
+
+    #[test]
+    fn query_and_cookie_sources() {
+        let req = FakeRequest::get("/a?x=1&access_token=q%2Bv#frag");
+        let got = all_sources().extract(&req).unwrap();
+        assert_eq!((got.token.as_str(), got.source), ("q+v", Source::Query));
+
+        let req = FakeRequest::get("/a").with("cookie", "theme=dark; session=\"c1\"");
+        let got = all_sources().extract(&req).unwrap();
+        assert_eq!((got.token.as_str(), got.source), ("c1", Source::Cookie));
+    }
+
+    #[test]
+    fn header_wins_and_decides() {
+        let req = FakeRequest::get("/a?access_token=q").with("authorization", "Basic x");
+        assert_eq!(all_sources().extract(&req), Err(TokenError::WrongScheme));
+    }
+
+    #[test]
+    fn sources_not_configured_are_not_read() {
+        let req = FakeRequest::get("/a?access_token=q").with("cookie", "session=c");
+        assert_eq!(bearer().extract(&req), Err(TokenError::Missing));
+    }
+
+    #[test]
+    fn strip_edits_per_source() {
+        let mut sources = all_sources();
+        let req =
+            FakeRequest::get("/a?x=%20&access_token=q&y=2#f").with("cookie", "a=1; session=c");
+        assert!(sources.strip_edits(Source::Header, &req).is_empty());
+        sources.strip = true;
+        assert_eq!(
+            sources.strip_edits(Source::Header, &req),
+            vec![HeaderEdit::Remove("authorization".into())]
+        );
+        assert_eq!(
+            sources.strip_edits(Source::Query, &req),
+            vec![HeaderEdit::Set(":path".into(), "/a?x=%20&y=2#f".into())]
+        );
+        assert_eq!(
+            sources.strip_edits(Source::Cookie, &req),
+            vec![HeaderEdit::Set("cookie".into(), "a=1".into())]
+        );
+        let only = FakeRequest::get("/a?access_token=q").with("cookie", "session=c");
+        assert_eq!(
+            sources.strip_edits(Source::Query, &only),
+            vec![HeaderEdit::Set(":path".into(), "/a".into())]
+        );
+        assert_eq!(
+            sources.strip_edits(Source::Cookie, &only),
+            vec![HeaderEdit::Remove("cookie".into())]
+        );
+    }
+
+    #[test]
+    fn redaction_never_shows_the_token() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.payload.signature";
+        let shown = redact(token);
+        assert!(shown.starts_with("eyJh…"));
+        assert!(!shown.contains("payload"));
+        assert_eq!(redact("short"), "…(5 bytes)");
+    }
+}
