@@ -21,21 +21,27 @@ use crate::stats::Stat;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
-/// What the adapter must do with the request.
+/// The final word on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Forward the request after applying `edits`.
     Continue { edits: Vec<HeaderEdit>, stat: Stat },
     /// Answer locally; the request never goes upstream.
     Reply { reply: Reply, stat: Stat },
-    /// Ask the token server, pause, and resume with [`on_response`].
+}
+
+/// What to do with request headers: decide now, or ask the token server first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Decided(Decision),
+    /// Ask the token server, pause, and decide with [`on_response`].
     Call(AuthCall),
 }
 
 /// The auth call to dispatch and what the paused request keeps until the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthCall {
-    /// `{"token":"…"}`, serialised (and so escaped) by serde.
+    /// `{"token":"…"}`, see [`call_body`].
     pub body: Vec<u8>,
     pub pending: Pending,
 }
@@ -74,27 +80,28 @@ pub enum Verdict {
 }
 
 /// Decides what to do with a request, before any call.
-pub fn on_request(config: &Config, request: &impl RequestView) -> Decision {
+pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
     let path = request.header(":path").unwrap_or_default();
     if config.ignore.ignores(&path) {
-        return anonymous(config, Stat::Ignored, Vec::new());
+        return Step::Decided(anonymous(config, Stat::Ignored, Vec::new()));
     }
     let found = match config.sources.extract(request) {
         Ok(found) => found,
         Err(error) => {
-            return reply(
+            let message = error.to_string();
+            return Step::Decided(reply(
                 config,
                 config.deny_status,
-                &error.to_string(),
+                &message,
                 Stat::TokenMissing,
-            )
+            ));
         }
     };
     let strip = config.sources.strip_edits(found.source, request);
     if config.anonymous_token.as_deref() == Some(found.token.as_str()) {
-        return anonymous(config, Stat::Anonymous, strip);
+        return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
-    Decision::Call(AuthCall {
+    Step::Call(AuthCall {
         body: call_body(&found.token),
         pending: Pending {
             token: found.token,
@@ -105,7 +112,12 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Decision {
 
 /// Decides what to do once the token server answered.
 pub fn on_response(config: &Config, pending: Pending, response: AuthResponse) -> Decision {
-    match judge(config, response) {
+    decide(config, judge(config, response), pending)
+}
+
+/// Turns a verdict into the decision for one paused request.
+pub fn decide(config: &Config, verdict: Verdict, pending: Pending) -> Decision {
+    match verdict {
         Verdict::Allowed(identity) => allow(config, &identity, pending.strip),
         Verdict::Denied(message) => reply(config, config.deny_status, &message, Stat::Denied),
         Verdict::Failed(message) => failure(config, &message, pending.strip),
@@ -163,7 +175,8 @@ fn failure_text(status: u16) -> &'static str {
     }
 }
 
-fn call_body(token: &str) -> Vec<u8> {
+/// The auth call's body, `{"token":"…"}`, escaped by serde.
+pub fn call_body(token: &str) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct AuthRequest<'a> {
         token: &'a str,
@@ -294,14 +307,20 @@ mod tests {
         HeaderEdit::Remove(name.into())
     }
 
-    fn reply_of(decision: Decision) -> (u16, Value, Stat) {
-        match decision {
-            Decision::Reply { reply, stat } => (
+    fn reply_of(decision: impl Into<Step>) -> (u16, Value, Stat) {
+        match decision.into() {
+            Step::Decided(Decision::Reply { reply, stat }) => (
                 reply.status,
                 serde_json::from_slice(&reply.body).unwrap(),
                 stat,
             ),
             other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    impl From<Decision> for Step {
+        fn from(decision: Decision) -> Step {
+            Step::Decided(decision)
         }
     }
 
@@ -331,10 +350,10 @@ mod tests {
         );
         assert_eq!(
             decision,
-            Decision::Continue {
+            Step::Decided(Decision::Continue {
                 edits: vec![set("x-auth-user", "0"), remove(FAIL_OPEN_HEADER)],
                 stat: Stat::Ignored
-            }
+            })
         );
     }
 
@@ -365,17 +384,16 @@ mod tests {
         );
         assert_eq!(
             decision,
-            Decision::Continue {
+            Step::Decided(Decision::Continue {
                 edits: vec![set("x-auth-user", "42"), remove(FAIL_OPEN_HEADER)],
                 stat: Stat::Anonymous
-            }
+            })
         );
     }
 
     #[test]
     fn other_tokens_are_sent_escaped() {
-        let Decision::Call(call) = on_request(&config(json!({})), &bearer("/api", "a\"b\\c"))
-        else {
+        let Step::Call(call) = on_request(&config(json!({})), &bearer("/api", "a\"b\\c")) else {
             panic!("expected a call");
         };
         let body: Value = serde_json::from_slice(&call.body).unwrap();
@@ -506,7 +524,7 @@ mod tests {
     #[test]
     fn strip_edits_apply_when_the_request_continues() {
         let config = config(json!({"stripToken": true}));
-        let Decision::Call(call) = on_request(&config, &bearer("/api", "tok")) else {
+        let Step::Call(call) = on_request(&config, &bearer("/api", "tok")) else {
             panic!("expected a call");
         };
         let Decision::Continue { edits, .. } = on_response(

@@ -4,6 +4,7 @@
 //! The keys of the Go original keep their meaning; new keys are camelCase like them. See the
 //! README's configuration reference for types and defaults.
 
+use crate::cache::{fnv1a, CacheSettings};
 use crate::cluster::{Service, TokenServer};
 use crate::matcher::{IgnoreList, Pattern};
 use crate::reply::ErrorBody;
@@ -36,6 +37,9 @@ pub mod keys {
     pub const RESPONSE_ERROR_BODY: &str = "responseErrorBody";
     pub const TOKEN_SERVER_FAILURE_STATUS_CODE: &str = "tokenServerFailureStatusCode";
     pub const FAIL_OPEN: &str = "failOpen";
+    pub const CACHE_TTL_SECONDS: &str = "cacheTtlSeconds";
+    pub const CACHE_MAX_ENTRIES: &str = "cacheMaxEntries";
+    pub const CACHE_SHARED_SLOTS: &str = "cacheSharedSlots";
     /// The Go original read this misspelt key and then overwrote it; accepted and ignored.
     pub const LEGACY_ERROR_BODY_TYPO: &str = "responseErrorBoy";
 
@@ -62,6 +66,9 @@ pub mod keys {
         RESPONSE_ERROR_BODY,
         TOKEN_SERVER_FAILURE_STATUS_CODE,
         FAIL_OPEN,
+        CACHE_TTL_SECONDS,
+        CACHE_MAX_ENTRIES,
+        CACHE_SHARED_SLOTS,
         LEGACY_ERROR_BODY_TYPO,
     ];
 
@@ -102,6 +109,10 @@ pub struct Config {
     pub failure_status: u16,
     pub error_body: ErrorBody,
     pub fail_open: bool,
+    pub cache: CacheSettings,
+    /// Fingerprint of what an auth answer depends on (token server, mapped fields): cache
+    /// entries of one scope are never served to another.
+    pub scope: String,
 }
 
 /// What is wrong with one key.
@@ -321,11 +332,27 @@ impl Config {
                 .unwrap_or(deny_status),
             error_body: parse_error_body(fields)?,
             fail_open: fields.flag(keys::FAIL_OPEN)?,
+            cache: parse_cache(fields)?,
+            scope: String::new(),
             token_server: parse_call_settings(fields)?,
         };
         config.response_headers = parse_response_headers(fields, &config)?;
         config.token_server.cluster_and_authority(fields)?;
+        config.scope = config.fingerprint();
         Ok(config)
+    }
+
+    fn fingerprint(&self) -> String {
+        let server = &self.token_server;
+        let mut parts: Vec<&[u8]> = vec![
+            server.cluster.as_bytes(),
+            server.authority.as_bytes(),
+            server.path.as_bytes(),
+        ];
+        for (field, _) in &self.response_headers {
+            parts.push(field.as_bytes());
+        }
+        format!("{:016x}", fnv1a(&parts))
     }
 
     /// True when the error means only "no token server", i.e. the scope is a set of defaults.
@@ -366,6 +393,22 @@ fn parse_ignore(fields: &Fields) -> Result<IgnoreList, ConfigError> {
         patterns.push(pattern);
     }
     Ok(IgnoreList::new(patterns))
+}
+
+fn parse_cache(fields: &Fields) -> Result<CacheSettings, ConfigError> {
+    let ttl = fields.integer(keys::CACHE_TTL_SECONDS, 0, 86_400, "0..=86400")?;
+    let entries = fields.integer(keys::CACHE_MAX_ENTRIES, 1, 1_000_000, "1..=1000000")?;
+    let slots = fields.integer(keys::CACHE_SHARED_SLOTS, 0, 65_536, "0..=65536")?;
+    let defaults = CacheSettings::default();
+    Ok(CacheSettings {
+        ttl_secs: ttl.unwrap_or(defaults.ttl_secs),
+        max_entries: entries.map_or(defaults.max_entries, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
+        shared_slots: slots.map_or(defaults.shared_slots, |n| {
+            u32::try_from(n).unwrap_or(u32::MAX)
+        }),
+    })
 }
 
 fn parse_error_body(fields: &Fields) -> Result<ErrorBody, ConfigError> {
@@ -547,6 +590,29 @@ mod tests {
         assert_eq!(config.error_body, ErrorBody::default());
         assert!(config.ignore.is_empty());
         assert!(!config.fail_open);
+        assert_eq!(config.cache, CacheSettings::default());
+    }
+
+    #[test]
+    fn cache_keys_and_scope() {
+        let config = parse(
+            json!({"tokenServerFQDN": "a", "tokenServerPort": 1, "cacheTtlSeconds": 0,
+            "cacheMaxEntries": 5, "cacheSharedSlots": 0}),
+        )
+        .unwrap();
+        assert!(!config.cache.enabled());
+        assert_eq!(
+            (config.cache.max_entries, config.cache.shared_slots),
+            (5, 0)
+        );
+        let other = parse(json!({"tokenServerFQDN": "b", "tokenServerPort": 1})).unwrap();
+        assert_ne!(config.scope, other.scope);
+        assert_eq!(
+            other.scope,
+            parse(json!({"tokenServerFQDN": "b", "tokenServerPort": 1}))
+                .unwrap()
+                .scope
+        );
     }
 
     #[test]
@@ -710,6 +776,10 @@ mod tests {
                 "authResponseHeaders",
             ),
             (with("tokenFromQuery", json!("")), "tokenFromQuery"),
+            (with("cacheTtlSeconds", json!(-1)), "cacheTtlSeconds"),
+            (with("cacheTtlSeconds", json!(86_401)), "cacheTtlSeconds"),
+            (with("cacheMaxEntries", json!(0)), "cacheMaxEntries"),
+            (with("cacheSharedSlots", json!(70_000)), "cacheSharedSlots"),
         ];
         for (value, expected_key) in cases {
             let (key, problem) = key_error(value.clone());

@@ -1,11 +1,17 @@
 //! The proxy-wasm adapter: Envoy callbacks become core inputs, core decisions become hostcalls.
 //!
-//! `Root` parses the configuration in `on_configure` and hands each stream an `Rc` of it;
-//! `Filter` (one per HTTP stream) asks the core for a [`Decision`] on request headers and again
-//! when the token server answers, and carries it out. After a local reply it returns `Pause` and
-//! never resumes (host-semantics §4).
+//! `Root` parses the configuration in `on_configure`; each `Filter` (one per HTTP stream) asks
+//! the core for a [`Decision`] on the request headers and again when the token server answers.
+//! After a local reply it returns `Pause` and never resumes (host-semantics §4).
+//!
+//! Calls are coalesced per VM: while a call for a token is in flight, later requests with the
+//! same token wait for its answer instead of calling again. The stream that made the call (the
+//! leader) resolves them with `proxy_set_effective_context`. If the leader's client goes away
+//! first, its answer is dropped by the SDK (the context is gone), so the root re-dispatches the
+//! call on its next tick and resolves the followers itself.
 
-use crate::auth::{self, AuthResponse, Decision, Pending};
+use crate::auth::{self, AuthResponse, Decision, Identity, Pending, Step, Verdict};
+use crate::cache::{self, AuthCache};
 use crate::config::Config;
 use crate::hostio::{self, Buffer, Map};
 use crate::reply::Reply;
@@ -17,13 +23,17 @@ use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Largest token-server answer read; a longer one is an invalid answer (fail closed).
 const MAX_AUTH_BODY: usize = 64 * 1024;
+/// Tick period while orphaned followers wait for the root to re-dispatch their call.
+const ORPHAN_TICK_MS: u32 = 1;
 
 /// Per-VM counters (ids are per VM; Envoy sums them across VMs by name).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Counters {
     ids: [Option<u32>; Stat::ALL.len()],
 }
@@ -54,14 +64,176 @@ impl Counters {
     }
 }
 
-/// The root context: configuration and counters of this VM.
+/// A request waiting for another stream's call.
+struct Follower {
+    context_id: u32,
+    config: Rc<Config>,
+    pending: Pending,
+}
+
+/// Followers of one in-flight call; `orphaned` once the leader's stream has ended.
+#[derive(Default)]
+struct Flight {
+    followers: Vec<Follower>,
+    orphaned: bool,
+}
+
+/// What the root and every stream of one VM share.
+#[derive(Default)]
+struct Shared {
+    counters: Counters,
+    cache: RefCell<AuthCache>,
+    flights: RefCell<HashMap<String, Flight>>,
+}
+
+/// A token-server answer read from the host.
+struct Answer {
+    status: Option<u16>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn read(body_size: usize) -> Answer {
+        let status = hostio::header(Map::CallResponseHeaders, ":status")
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.parse::<u16>().ok());
+        let body = if body_size <= MAX_AUTH_BODY {
+            hostio::buffer(Buffer::CallResponseBody, body_size)
+        } else {
+            warn!("easy-jwt: token server answer of {body_size} bytes ignored");
+            Vec::new()
+        };
+        Answer { status, body }
+    }
+
+    fn view(&self) -> AuthResponse<'_> {
+        AuthResponse {
+            status: self.status,
+            body: &self.body,
+        }
+    }
+}
+
+impl Shared {
+    fn cache_key(config: &Config, token: &str) -> String {
+        format!("{}:{token}", config.scope)
+    }
+
+    /// A cached identity: this VM's map first, then the shared slot.
+    fn cached(&self, config: &Config, token: &str) -> Option<Identity> {
+        let settings = config.cache;
+        if !settings.enabled() {
+            return None;
+        }
+        let now = hostio::now_secs();
+        let key = Shared::cache_key(config, token);
+        if let Some(identity) = self.cache.borrow_mut().get(&key, now) {
+            return Some(identity);
+        }
+        if settings.shared_slots == 0 {
+            return None;
+        }
+        let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
+        let (identity, expires_at) =
+            cache::decode_shared(&hostio::shared_data(&slot)?, token, now)?;
+        self.cache
+            .borrow_mut()
+            .insert(key, identity.clone(), expires_at, settings.max_entries);
+        Some(identity)
+    }
+
+    /// Caches an allowed answer (never failures, denials or fail-open passes).
+    fn remember(&self, config: &Config, token: &str, verdict: &Verdict) {
+        let Verdict::Allowed(identity) = verdict else {
+            return;
+        };
+        let settings = config.cache;
+        if !settings.enabled() {
+            return;
+        }
+        let Some(expires_at) = cache::expiry(token, hostio::now_secs(), settings.ttl_secs) else {
+            return;
+        };
+        let key = Shared::cache_key(config, token);
+        self.cache
+            .borrow_mut()
+            .insert(key, identity.clone(), expires_at, settings.max_entries);
+        if settings.shared_slots > 0 {
+            let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
+            let value = cache::encode_shared(token, identity, expires_at);
+            if let Err(status) = hostio::set_shared_data(&slot, &value) {
+                warn!("easy-jwt: cannot write shared cache slot: {status:?}");
+            }
+        }
+    }
+
+    /// Resolves every follower of `key` with `answer`, each under its own configuration.
+    fn release(&self, key: &str, answer: &Answer) {
+        let flight = self.flights.borrow_mut().remove(key);
+        for follower in flight.map(|f| f.followers).unwrap_or_default() {
+            if hostio::set_effective_context(follower.context_id).is_err() {
+                continue;
+            }
+            let decision = auth::on_response(&follower.config, follower.pending, answer.view());
+            self.finish(follower.context_id, decision);
+        }
+    }
+
+    /// Fails every follower of `key` (the re-dispatch was refused).
+    fn fail_followers(&self, key: &str) {
+        let flight = self.flights.borrow_mut().remove(key);
+        for follower in flight.map(|f| f.followers).unwrap_or_default() {
+            if hostio::set_effective_context(follower.context_id).is_ok() {
+                let decision = auth::on_dispatch_error(&follower.config, follower.pending);
+                self.finish(follower.context_id, decision);
+            }
+        }
+    }
+
+    /// Carries out the decision that ends a paused request, on the effective context.
+    fn finish(&self, context_id: u32, decision: Decision) {
+        if carry_out(context_id, &self.counters, decision) == Action::Continue {
+            if let Err(status) = hostio::resume_request() {
+                warn!("#{context_id} easy-jwt: resume failed: {status:?}");
+            }
+        }
+    }
+}
+
+/// The root context: configuration, counters, cache and in-flight calls of this VM.
 #[derive(Default)]
 pub struct Root {
     rules: Option<Rc<RuleSet>>,
-    counters: Rc<Counters>,
+    shared: Rc<Shared>,
+    /// Calls the root re-dispatched for orphaned followers: token id → flight key.
+    calls: HashMap<u32, String>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(key) = self.calls.remove(&token_id) else {
+            return;
+        };
+        let answer = Answer::read(body_size);
+        let first = self.shared.flights.borrow().get(&key).and_then(|flight| {
+            flight
+                .followers
+                .first()
+                .map(|f| (Rc::clone(&f.config), f.pending.token.clone()))
+        });
+        if let Some((config, token)) = first {
+            self.shared
+                .remember(&config, &token, &auth::judge(&config, answer.view()));
+        }
+        self.shared.release(&key, &answer);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -80,9 +252,15 @@ impl RootContext for Root {
                         "off"
                     }
                 );
-                if self.counters.ids.iter().all(Option::is_none) {
-                    self.counters = Rc::new(Counters::define());
-                }
+                let counters = if self.shared.counters.ids.iter().all(Option::is_none) {
+                    Counters::define()
+                } else {
+                    self.shared.counters
+                };
+                self.shared = Rc::new(Shared {
+                    counters,
+                    ..Shared::default()
+                });
                 self.rules = Some(Rc::new(parsed.rules));
                 true
             }
@@ -93,11 +271,28 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        let orphans: Vec<String> = self
+            .shared
+            .flights
+            .borrow()
+            .iter()
+            .filter(|(_, flight)| flight.orphaned)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in orphans {
+            self.redispatch(key);
+        }
+        if let Err(status) = hostio::set_tick_period_ms(0) {
+            warn!("easy-jwt: cannot stop the tick timer: {status:?}");
+        }
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Filter {
             id: context_id,
             rules: self.rules.clone(),
-            counters: Rc::clone(&self.counters),
+            shared: Rc::clone(&self.shared),
             state: State::Idle,
         }))
     }
@@ -107,13 +302,46 @@ impl RootContext for Root {
     }
 }
 
+impl Root {
+    /// Calls the token server for followers whose leader went away.
+    fn redispatch(&mut self, key: String) {
+        let call = {
+            let mut flights = self.shared.flights.borrow_mut();
+            let Some(flight) = flights.get_mut(&key) else {
+                return;
+            };
+            flight.orphaned = false;
+            flight
+                .followers
+                .first()
+                .map(|f| (Rc::clone(&f.config), f.pending.token.clone()))
+        };
+        let Some((config, token)) = call else {
+            self.shared.flights.borrow_mut().remove(&key);
+            return;
+        };
+        match dispatch(&config, &token) {
+            Ok(token_id) => {
+                self.calls.insert(token_id, key);
+            }
+            Err(()) => self.shared.fail_followers(&key),
+        }
+    }
+}
+
 /// Where one stream is in the auth flow.
 enum State {
     Idle,
-    Waiting {
+    /// This stream's call is in flight.
+    Leading {
         token_id: u32,
+        key: String,
         config: Rc<Config>,
         pending: Pending,
+    },
+    /// Waiting for another stream's call for the same token.
+    Following {
+        key: String,
     },
     Done,
 }
@@ -122,7 +350,7 @@ enum State {
 pub struct Filter {
     id: u32,
     rules: Option<Rc<RuleSet>>,
-    counters: Rc<Counters>,
+    shared: Rc<Shared>,
     state: State,
 }
 
@@ -147,47 +375,37 @@ impl Context for Filter {
         body_size: usize,
         _trailers: usize,
     ) {
-        let State::Waiting {
-            token_id: expected, ..
-        } = &self.state
-        else {
-            return;
-        };
-        if *expected != token_id {
+        if !matches!(&self.state, State::Leading { token_id: t, .. } if *t == token_id) {
             return;
         }
-        let State::Waiting {
-            config, pending, ..
+        let State::Leading {
+            key,
+            config,
+            pending,
+            ..
         } = std::mem::replace(&mut self.state, State::Done)
         else {
             return;
         };
-        let status = hostio::header(Map::CallResponseHeaders, ":status")
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<u16>().ok());
-        let body = if body_size <= MAX_AUTH_BODY {
-            hostio::buffer(Buffer::CallResponseBody, body_size)
-        } else {
-            warn!(
-                "#{} easy-jwt: token server answer of {body_size} bytes ignored",
-                self.id
-            );
-            Vec::new()
-        };
-        debug!("#{} easy-jwt: token server answered {status:?}", self.id);
-        let decision = auth::on_response(
-            &config,
-            pending,
-            AuthResponse {
-                status,
-                body: &body,
-            },
+        let answer = Answer::read(body_size);
+        debug!(
+            "#{} easy-jwt: token server answered {:?}",
+            self.id, answer.status
         );
-        if self.carry_out(&config, decision) == Action::Continue {
-            if let Err(status) = hostio::resume_request() {
-                warn!("#{} easy-jwt: resume failed: {status:?}", self.id);
-            }
+        let verdict = auth::judge(&config, answer.view());
+        self.shared.remember(&config, &pending.token, &verdict);
+        self.shared
+            .finish(self.id, auth::decide(&config, verdict, pending));
+        self.shared.release(&key, &answer);
+    }
+
+    fn on_done(&mut self) -> bool {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Leading { key, .. } => self.abandon(&key),
+            State::Following { key } => self.unfollow(&key),
+            State::Idle | State::Done => {}
         }
+        true
     }
 }
 
@@ -198,115 +416,165 @@ impl HttpContext for Filter {
                 "#{} easy-jwt: request refused: the plugin is not configured",
                 self.id
             );
-            return self.local_reply(&not_configured(), "easy_jwt.not_configured");
+            self.state = State::Done;
+            return local_reply(self.id, &not_configured(), "easy_jwt.not_configured");
         };
         let Some(config) = rules.select(&HostRequest).cloned() else {
             return Action::Continue;
         };
-        let decision = auth::on_request(&config, &HostRequest);
-        match decision {
-            Decision::Call(call) => self.dispatch(config, call.body, call.pending),
-            other => self.carry_out(&config, other),
+        match auth::on_request(&config, &HostRequest) {
+            Step::Call(call) => self.check_token(config, call.pending),
+            Step::Decided(decision) => {
+                self.state = State::Done;
+                carry_out(self.id, &self.shared.counters, decision)
+            }
         }
     }
 }
 
 impl Filter {
-    /// Sends the auth call and pauses; a dispatch error is a token-server failure.
-    fn dispatch(&mut self, config: Rc<Config>, body: Vec<u8>, pending: Pending) -> Action {
-        let server = &config.token_server;
-        let headers = vec![
-            (":method", "POST"),
-            (":path", server.path.as_str()),
-            (":authority", server.authority.as_str()),
-            ("content-type", "application/json"),
-        ];
+    /// Cache, then an in-flight call for the same token, then a call of our own.
+    fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
+        if let Some(identity) = self.shared.cached(&config, &pending.token) {
+            self.shared.counters.count(Stat::CacheHit);
+            self.state = State::Done;
+            let decision = auth::allow(&config, &identity, pending.strip);
+            return carry_out(self.id, &self.shared.counters, decision);
+        }
+        let key = Shared::cache_key(&config, &pending.token);
+        if let Some(flight) = self.shared.flights.borrow_mut().get_mut(&key) {
+            flight.followers.push(Follower {
+                context_id: self.id,
+                config,
+                pending,
+            });
+            self.state = State::Following { key };
+            return Action::Pause;
+        }
         debug!(
             "#{} easy-jwt: checking token {} with cluster {}",
             self.id,
             token::redact(&pending.token),
-            server.cluster
+            config.token_server.cluster
         );
-        match hostcalls::dispatch_http_call(
-            &server.cluster,
-            headers,
-            Some(&body),
-            vec![],
-            server.timeout,
-        ) {
+        match dispatch(&config, &pending.token) {
             Ok(token_id) => {
-                self.state = State::Waiting {
+                self.shared
+                    .flights
+                    .borrow_mut()
+                    .insert(key.clone(), Flight::default());
+                self.state = State::Leading {
                     token_id,
+                    key,
                     config,
                     pending,
                 };
                 Action::Pause
             }
-            Err(status) => {
-                error!(
-                    "#{} easy-jwt: cannot call the token server: Envoy refused cluster `{}` ({status:?}). \
-                     The cluster must exist in Envoy: on Higress register the service in the McpBridge \
-                     named `default` (or set global.onlyPushRouteCluster=false); on plain Envoy add it \
-                     to the clusters of envoy.yaml",
-                    self.id, server.cluster
-                );
+            Err(()) => {
+                self.state = State::Done;
                 let decision = auth::on_dispatch_error(&config, pending);
-                self.carry_out(&config, decision)
+                carry_out(self.id, &self.shared.counters, decision)
             }
         }
     }
 
-    /// Applies a final decision; returns `Continue` when the request may go on.
-    fn carry_out(&mut self, config: &Config, decision: Decision) -> Action {
-        self.state = State::Done;
-        match decision {
-            Decision::Continue { edits, stat } => {
-                self.counters.count(stat);
-                self.apply_edits(&edits);
-                Action::Continue
-            }
-            Decision::Reply { reply, stat } => {
-                self.counters.count(stat);
-                debug!(
-                    "#{} easy-jwt: {:?}: replying {}",
-                    self.id, stat, reply.status
-                );
-                self.local_reply(&reply, details(stat))
-            }
-            Decision::Call(call) => {
-                // Only `on_request` asks for a call, and it is dispatched before reaching here.
-                let decision = auth::on_dispatch_error(config, call.pending);
-                self.carry_out(config, decision)
-            }
+    /// The leader's stream ended before its answer: hand the followers to the root.
+    fn abandon(&self, key: &str) {
+        let mut flights = self.shared.flights.borrow_mut();
+        let Some(flight) = flights.get_mut(key) else {
+            return;
+        };
+        if flight.followers.is_empty() {
+            flights.remove(key);
+            return;
+        }
+        flight.orphaned = true;
+        if let Err(status) = hostio::set_tick_period_ms(ORPHAN_TICK_MS) {
+            warn!(
+                "#{} easy-jwt: cannot arm the tick timer: {status:?}",
+                self.id
+            );
         }
     }
 
-    fn apply_edits(&self, edits: &[HeaderEdit]) {
-        for edit in edits {
-            let result = match edit {
-                HeaderEdit::Set(name, value) => {
-                    hostio::replace_header(Map::RequestHeaders, name, value)
-                }
-                HeaderEdit::Remove(name) => hostio::remove_header(Map::RequestHeaders, name),
-            };
-            if let Err(status) = result {
-                warn!(
-                    "#{} easy-jwt: header edit {edit:?} failed: {status:?}",
-                    self.id
-                );
-            }
+    /// A follower's stream ended: it no longer waits.
+    fn unfollow(&self, key: &str) {
+        if let Some(flight) = self.shared.flights.borrow_mut().get_mut(key) {
+            flight.followers.retain(|f| f.context_id != self.id);
         }
     }
+}
 
-    fn local_reply(&mut self, reply: &Reply, details: &str) -> Action {
-        self.state = State::Done;
-        if let Err(status) =
-            hostio::send_local_response(reply.status, details, &reply.body, &Reply::HEADERS)
-        {
-            warn!("#{} easy-jwt: local reply failed: {status:?}", self.id);
+/// Dispatches the auth call for `token`; the SDK routes the answer to the active context.
+fn dispatch(config: &Config, token: &str) -> Result<u32, ()> {
+    let server = &config.token_server;
+    let headers = vec![
+        (":method", "POST"),
+        (":path", server.path.as_str()),
+        (":authority", server.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let body = auth::call_body(token);
+    hostcalls::dispatch_http_call(
+        &server.cluster,
+        headers,
+        Some(&body),
+        vec![],
+        server.timeout,
+    )
+    .map_err(|status| {
+        error!(
+            "easy-jwt: cannot call the token server: Envoy refused cluster `{}` ({status:?}). \
+             The cluster must exist in Envoy: on Higress register the service in the McpBridge \
+             named `default` (or set global.onlyPushRouteCluster=false); on plain Envoy add it \
+             to the clusters of envoy.yaml",
+            server.cluster
+        );
+    })
+}
+
+/// Applies a final decision on the effective context; returns `Continue` when the request may
+/// go on (the caller resumes it if it was paused).
+fn carry_out(context_id: u32, counters: &Counters, decision: Decision) -> Action {
+    match decision {
+        Decision::Continue { edits, stat } => {
+            counters.count(stat);
+            apply_edits(context_id, &edits);
+            Action::Continue
         }
-        Action::Pause
+        Decision::Reply { reply, stat } => {
+            counters.count(stat);
+            debug!(
+                "#{context_id} easy-jwt: {stat:?}: replying {}",
+                reply.status
+            );
+            local_reply(context_id, &reply, details(stat))
+        }
     }
+}
+
+fn apply_edits(context_id: u32, edits: &[HeaderEdit]) {
+    for edit in edits {
+        let result = match edit {
+            HeaderEdit::Set(name, value) => {
+                hostio::replace_header(Map::RequestHeaders, name, value)
+            }
+            HeaderEdit::Remove(name) => hostio::remove_header(Map::RequestHeaders, name),
+        };
+        if let Err(status) = result {
+            warn!("#{context_id} easy-jwt: header edit {edit:?} failed: {status:?}");
+        }
+    }
+}
+
+fn local_reply(context_id: u32, reply: &Reply, details: &str) -> Action {
+    if let Err(status) =
+        hostio::send_local_response(reply.status, details, &reply.body, &Reply::HEADERS)
+    {
+        warn!("#{context_id} easy-jwt: local reply failed: {status:?}");
+    }
+    Action::Pause
 }
 
 fn not_configured() -> Reply {

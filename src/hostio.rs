@@ -72,6 +72,23 @@ extern "C" {
         headers_len: usize,
         grpc_status: i32,
     ) -> u32;
+    fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_shared_data(
+        key: *const u8,
+        key_len: usize,
+        out: *mut *mut u8,
+        out_len: *mut usize,
+        cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key: *const u8,
+        key_len: usize,
+        value: *const u8,
+        value_len: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_len: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
 }
@@ -178,6 +195,46 @@ pub fn send_local_response(
             -1,
         )
     })
+}
+
+/// Wall-clock time in whole seconds since the Unix epoch (0 if the host refuses).
+pub fn now_secs() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: pointer to a live local.
+    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => nanos / 1_000_000_000,
+        _ => 0,
+    }
+}
+
+/// Makes later hostcalls act on another stream of this VM (host-semantics §5).
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_set_effective_context(context_id) })
+}
+
+/// Arms (or with 0 disarms) the root context's tick timer.
+pub fn set_tick_period_ms(period: u32) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_set_tick_period_milliseconds(period) })
+}
+
+/// A shared-data value (process-wide, every worker VM sees it).
+pub fn shared_data(key: &str) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut len = 0;
+    let mut cas = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        let status = proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut len, &mut cas);
+        (status == OK).then(|| take(data, len))
+    }
+}
+
+/// Stores a shared-data value unconditionally (cas 0).
+pub fn set_shared_data(key: &str, value: &[u8]) -> Result<(), Status> {
+    // SAFETY: the slices outlive the call; the host copies them.
+    check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0) })
 }
 
 /// Defines a counter; its id is per VM.

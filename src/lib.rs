@@ -14,6 +14,7 @@
 //! - [`matcher`] — path normalisation and `ignoreUrls` patterns;
 //! - [`token`]   — token sources (header, query, cookie), stripping, redaction;
 //! - [`auth`]    — the decision flow: request → decision, token-server answer → decision;
+//! - [`cache`]   — the auth-result cache (per VM and shared slots), JWT `exp`;
 //! - [`reply`]   — the error reply body;
 //! - [`request`] — the read-only request view and header edits;
 //! - [`stats`]   — the Envoy counters.
@@ -22,6 +23,7 @@
 //! hostcalls that report errors instead of panicking).
 
 pub mod auth;
+pub mod cache;
 pub mod cluster;
 pub mod config;
 mod filter;

@@ -40,7 +40,8 @@ pub mod fake {
 
         /// Sets a header, replacing an earlier entry of the same name.
         pub fn with(mut self, name: &str, value: &str) -> FakeRequest {
-            self.headers.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+            self.headers
+                .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
             self.headers.push((name.to_string(), value.to_string()));
             self
         }

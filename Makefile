@@ -1,0 +1,82 @@
+# easy-jwt — build, test and run the plugin. `make help` lists the targets.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := wasm32-wasip1
+PROFILE := wasm-release
+WASM_DIR := target/$(TARGET)/$(PROFILE)
+IMAGE ?= easy-jwt:latest
+FUZZ_SECONDS ?= 30
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --strip-debug --strip-producers
+
+.DEFAULT_GOAL := help
+.PHONY: help toolchain build build-test-plugins test test-unit test-deploy dev run image push lint \
+	clean bench soak fuzz
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+toolchain: ## Install the wasm32-wasip1 target (rustup)
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+build: toolchain ## Build plugin.wasm (release, size-tuned; wasm-opt -Oz when installed)
+	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p easy-jwt
+	@if command -v wasm-opt >/dev/null; then \
+		wasm-opt $(WASM_OPT_FLAGS) $(WASM_DIR)/easy_jwt.wasm -o plugin.wasm; \
+	else \
+		echo "wasm-opt not found (apt-get install binaryen): shipping the unoptimised module"; \
+		cp $(WASM_DIR)/easy_jwt.wasm plugin.wasm; \
+	fi
+	@echo "plugin.wasm: $$(stat -c %s plugin.wasm) bytes"
+
+build-test-plugins: toolchain ## Build the host's probe and no-op test plugins
+	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin
+
+test: build build-test-plugins ## Unit, host and end-to-end tests of the real artifact, plus deploy checks
+	$(CARGO) test --locked --workspace
+	$(MAKE) --no-print-directory test-deploy
+
+test-unit: ## Unit tests of the plugin core only (no wasm needed)
+	$(CARGO) test --locked -p easy-jwt --lib
+
+test-deploy: ## Check envoy.yaml, docker-compose.yaml and the Higress manifests
+	python3 tests/deploy/check_manifests.py target/higress-delivered.json
+
+dev: build ## Run the plugin here: token server on :9090, gateway on :10000 (Ctrl-C stops both)
+	$(CARGO) build --locked --release -p token-server -p easy-jwt-host
+	@set -m; trap 'kill 0' EXIT INT TERM; \
+	target/release/token-server --bind 127.0.0.1:9090 & \
+	target/release/easy-jwt-gateway --plugin plugin.wasm --config deploy/plugin-config.json; \
+	wait
+
+run: build ## docker compose up (Higress gateway image + token server + echo server)
+	docker compose up --build
+
+image: build ## Build the OCI image of the plugin (IMAGE=repo/name:tag)
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+push: image ## Push the OCI image (IMAGE=repo/name:tag)
+	docker push $(IMAGE)
+
+lint: ## rustfmt and clippy (warnings are errors)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --target $(TARGET) -p easy-jwt -- -D warnings
+
+bench: build build-test-plugins ## Per-request cost vs a no-op plugin, and artifact size
+	$(CARGO) run --locked --release -p easy-jwt-host --bin easy-jwt-bench -- --plugin plugin.wasm \
+		--noop $(WASM_DIR)/noop_plugin.wasm
+
+soak: build ## One million requests through one VM: hung requests, traps, memory growth
+	$(CARGO) run --locked --release -p easy-jwt-host --bin easy-jwt-soak -- --plugin plugin.wasm
+
+fuzz: ## Fuzz each target FUZZ_SECONDS seconds (cargo-fuzz, nightly)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $$(cd fuzz && cargo +nightly fuzz list); do \
+		echo "== $$t"; (cd fuzz && cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
+
+clean: ## Remove build outputs
+	$(CARGO) clean
+	rm -f plugin.wasm

@@ -1,0 +1,350 @@
+//! The auth-result cache: `token → identity` after a 200 from the token server, bounded in size,
+//! expiring after `cacheTtlSeconds` and never past the token's own JWT `exp`.
+//!
+//! Two levels: a per-VM map ([`AuthCache`], FIFO eviction at `cacheMaxEntries`) and, shared by
+//! every worker VM, a fixed number of proxy-wasm shared-data slots (Envoy can never delete shared
+//! data, so memory is bounded by the slot count; a collision overwrites). A slot is found by a hash
+//! of the token, and its value carries the whole token, compared in full before use, so one token
+//! can never read another's entry. Failures and fail-open passes are never cached.
+
+use crate::auth::Identity;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+/// Cache settings of one configuration scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Seconds an answer is reused; 0 turns the cache off.
+    pub ttl_secs: u64,
+    /// Entries kept per VM.
+    pub max_entries: usize,
+    /// Shared-data slots across VMs; 0 keeps the cache per VM.
+    pub shared_slots: u32,
+}
+
+impl CacheSettings {
+    pub const DEFAULT_TTL_SECS: u64 = 30;
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+    pub const DEFAULT_SHARED_SLOTS: u32 = 1024;
+
+    pub fn enabled(&self) -> bool {
+        self.ttl_secs > 0
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            ttl_secs: Self::DEFAULT_TTL_SECS,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            shared_slots: Self::DEFAULT_SHARED_SLOTS,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    identity: Identity,
+    expires_at: u64,
+    generation: u64,
+}
+
+/// The per-VM cache. Keys are `scope` + token, so two configurations never share an entry.
+#[derive(Debug, Default)]
+pub struct AuthCache {
+    entries: HashMap<String, Entry>,
+    order: VecDeque<(String, u64)>,
+    generation: u64,
+}
+
+impl AuthCache {
+    /// A fresh identity for `key`, dropping it if expired.
+    pub fn get(&mut self, key: &str, now: u64) -> Option<Identity> {
+        let entry = self.entries.get(key)?;
+        if entry.expires_at > now {
+            return Some(entry.identity.clone());
+        }
+        self.entries.remove(key);
+        None
+    }
+
+    /// Stores an identity until `expires_at` (unix seconds), evicting the oldest entries when full.
+    pub fn insert(&mut self, key: String, identity: Identity, expires_at: u64, max_entries: usize) {
+        if max_entries == 0 {
+            return;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let fresh = !self.entries.contains_key(&key);
+        while fresh && self.entries.len() >= max_entries {
+            if !self.evict_oldest() {
+                break;
+            }
+        }
+        self.order.push_back((key.clone(), generation));
+        self.entries.insert(
+            key,
+            Entry {
+                identity,
+                expires_at,
+                generation,
+            },
+        );
+        if self.order.len() > 2 * max_entries {
+            self.compact();
+        }
+    }
+
+    /// Number of live (possibly expired, not yet dropped) entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((key, generation)) = self.order.pop_front() {
+            if self
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.generation == generation)
+            {
+                self.entries.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops queue records of overwritten or expired entries.
+    fn compact(&mut self) {
+        let entries = &self.entries;
+        self.order.retain(|(key, generation)| {
+            entries
+                .get(key)
+                .is_some_and(|e| e.generation == *generation)
+        });
+    }
+}
+
+/// When a fresh answer for `token` stops being valid: `now + ttl`, but never past the JWT `exp`.
+/// `None` when the token is already expired (nothing to cache).
+pub fn expiry(token: &str, now: u64, ttl_secs: u64) -> Option<u64> {
+    let by_ttl = now.saturating_add(ttl_secs);
+    match jwt_exp(token) {
+        Some(exp) if exp <= now => None,
+        Some(exp) => Some(by_ttl.min(exp)),
+        None => Some(by_ttl),
+    }
+}
+
+/// The `exp` claim of a JWT (RFC 7519 §4.1.4), read without verifying the signature: the token
+/// server stays the authority, this only shortens how long its answer is reused.
+pub fn jwt_exp(token: &str) -> Option<u64> {
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Claims {
+        exp: Option<f64>,
+    }
+    let claims: Claims = serde_json::from_slice(&base64url_decode(payload)?).ok()?;
+    let exp = claims.exp?;
+    (exp.is_finite() && exp >= 0.0).then(|| exp.floor() as u64)
+}
+
+/// Unpadded base64url (RFC 4648 §5), as JWTs use.
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// FNV-1a, 64 bit: slot selection only (the full token is compared).
+pub fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in *part {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The shared-data key of the slot a token maps to.
+pub fn shared_key(scope: &str, token: &str, slots: u32) -> String {
+    let slot = fnv1a(&[scope.as_bytes(), token.as_bytes()]) % u64::from(slots.max(1));
+    format!("easy-jwt.cache.{scope}.{slot}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct SharedEntry<'a> {
+    #[serde(borrow)]
+    token: &'a str,
+    uid: String,
+    fields: Vec<Option<String>>,
+    expires_at: u64,
+}
+
+/// The value stored in a shared slot.
+pub fn encode_shared(token: &str, identity: &Identity, expires_at: u64) -> Vec<u8> {
+    let entry = SharedEntry {
+        token,
+        uid: identity.uid.clone(),
+        fields: identity.fields.clone(),
+        expires_at,
+    };
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+/// The identity in a shared slot, if the slot holds *this* token and is fresh.
+pub fn decode_shared(bytes: &[u8], token: &str, now: u64) -> Option<(Identity, u64)> {
+    let entry: SharedEntry = serde_json::from_slice(bytes).ok()?;
+    if entry.token != token || entry.expires_at <= now {
+        return None;
+    }
+    let identity = Identity {
+        uid: entry.uid,
+        fields: entry.fields,
+    };
+    Some((identity, entry.expires_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(uid: &str) -> Identity {
+        Identity {
+            uid: uid.into(),
+            fields: vec![Some("admin".into()), None],
+        }
+    }
+
+    /// An unsigned JWT with the given payload JSON.
+    fn jwt(payload: &str) -> String {
+        fn encode(bytes: &[u8]) -> String {
+            const ALPHABET: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
+                    << (8 * (3 - chunk.len()));
+                for i in 0..=chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                }
+            }
+            out
+        }
+        format!(
+            "{}.{}.sig",
+            encode(br#"{"alg":"HS256"}"#),
+            encode(payload.as_bytes())
+        )
+    }
+
+    #[test]
+    fn hit_miss_and_ttl_expiry() {
+        let mut cache = AuthCache::default();
+        assert_eq!(cache.get("a", 100), None);
+        cache.insert("a".into(), id("1"), 130, 10);
+        assert_eq!(cache.get("a", 129), Some(id("1")));
+        assert_eq!(cache.get("a", 130), None);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn eviction_is_oldest_first_and_bounded() {
+        let mut cache = AuthCache::default();
+        for n in 0..5 {
+            cache.insert(format!("k{n}"), id(&n.to_string()), 1000, 3);
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.get("k0", 0), None);
+        assert_eq!(cache.get("k1", 0), None);
+        assert_eq!(cache.get("k4", 0), Some(id("4")));
+        // Overwriting an entry does not evict another one.
+        cache.insert("k4".into(), id("44"), 1000, 3);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.get("k2", 0), Some(id("2")));
+        for round in 0..100 {
+            cache.insert("k4".into(), id("x"), 1000 + round, 3);
+        }
+        assert!(cache.order.len() <= 6);
+    }
+
+    #[test]
+    fn zero_capacity_stores_nothing() {
+        let mut cache = AuthCache::default();
+        cache.insert("a".into(), id("1"), 10, 0);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn jwt_exp_is_read_without_verification() {
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"UID":1,"exp":1754386348}"#)),
+            Some(1754386348)
+        );
+        assert_eq!(jwt_exp(&jwt(r#"{"UID":1}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":"soon"}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":-5}"#)), None);
+        assert_eq!(jwt_exp("opaque-token"), None);
+        assert_eq!(jwt_exp("a.b!.c"), None);
+        assert_eq!(jwt_exp("a.b.c.d"), None);
+    }
+
+    #[test]
+    fn expiry_never_passes_exp() {
+        let token = jwt(r#"{"exp":1010}"#);
+        assert_eq!(expiry(&token, 1000, 30), Some(1010));
+        assert_eq!(expiry(&token, 1000, 5), Some(1005));
+        assert_eq!(expiry(&token, 1010, 30), None);
+        assert_eq!(expiry("opaque", 1000, 30), Some(1030));
+    }
+
+    #[test]
+    fn shared_slots_compare_the_whole_token() {
+        let bytes = encode_shared("tok-a", &id("7"), 2000);
+        assert_eq!(decode_shared(&bytes, "tok-a", 1000), Some((id("7"), 2000)));
+        assert_eq!(decode_shared(&bytes, "tok-b", 1000), None);
+        assert_eq!(decode_shared(&bytes, "tok-a", 2000), None);
+        assert_eq!(decode_shared(b"garbage", "tok-a", 0), None);
+    }
+
+    #[test]
+    fn shared_keys_are_bounded_by_slots() {
+        let keys: std::collections::HashSet<_> = (0..1000)
+            .map(|n| shared_key("s", &format!("t{n}"), 8))
+            .collect();
+        assert!(keys.len() <= 8);
+        assert_ne!(
+            shared_key("s1", "t", 1 << 20),
+            shared_key("s2", "t", 1 << 20)
+        );
+    }
+}
