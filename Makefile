@@ -12,7 +12,7 @@ WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-gl
 
 .DEFAULT_GOAL := help
 .PHONY: help toolchain build build-test-plugins test test-unit test-deploy dev run image push lint \
-	clean bench soak fuzz
+	clean bench bench-throughput soak fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -68,13 +68,19 @@ bench: build build-test-plugins ## Per-request cost vs a no-op plugin, and artif
 	$(CARGO) run --locked --release -p easy-jwt-host --bin easy-jwt-bench -- --plugin plugin.wasm \
 		--noop $(WASM_DIR)/noop_plugin.wasm
 
+bench-throughput: build build-test-plugins ## Gateway req/s: no plugin (noop) vs plugin with and without cache
+	bench/throughput.sh
+
 soak: build ## One million requests through one VM: hung requests, traps, memory growth
 	$(CARGO) run --locked --release -p easy-jwt-host --bin easy-jwt-soak -- --plugin plugin.wasm
 
-fuzz: ## Fuzz each target FUZZ_SECONDS seconds (cargo-fuzz, nightly)
+fuzz: ## Fuzz each target FUZZ_SECONDS seconds from the fuzz/seeds corpus (cargo-fuzz, nightly); fails on a crash
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	@for t in $$(cd fuzz && cargo +nightly fuzz list); do \
-		echo "== $$t"; (cd fuzz && cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	@targets="$$($(CARGO) +nightly fuzz list)" || exit 1; for t in $$targets; do \
+		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
+		mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/ || exit 1; \
+		$(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -print_final_stats=1 || exit 1; \
 	done
 
 clean: ## Remove build outputs

@@ -18,8 +18,7 @@ use crate::config::{Config, FAIL_OPEN_HEADER};
 use crate::reply::Reply;
 use crate::request::{HeaderEdit, RequestView};
 use crate::stats::Stat;
-use serde_json::value::RawValue;
-use std::collections::HashMap;
+use serde_json::{Map, Value};
 
 /// The final word on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,8 +143,8 @@ pub fn judge(config: &Config, response: AuthResponse) -> Verdict {
     let Some(status) = response.status else {
         return Verdict::Failed("token server connection reset".into());
     };
-    let fields: Option<HashMap<String, &RawValue>> = serde_json::from_slice(response.body).ok();
-    let field = |name: &str| fields.as_ref().and_then(|map| map.get(name).copied());
+    let fields = json_fields(response.body);
+    let field = |name: &str| fields.as_ref().and_then(|map| map.get(name));
     match status {
         200 => match field("uid").and_then(parse_uid) {
             Some(uid) => Verdict::Allowed(Identity {
@@ -167,6 +166,16 @@ pub fn judge(config: &Config, response: AuthResponse) -> Verdict {
     }
 }
 
+/// The members of a JSON object. Parsed as a `Value`: serde's typed deserializers would pull
+/// float formatting (their error messages) into the artifact, about 40 KB; the answers read here
+/// are a few fields long.
+pub fn json_fields(bytes: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
 fn failure_text(status: u16) -> &'static str {
     match status {
         504 => "token server timeout",
@@ -185,37 +194,33 @@ pub fn call_body(token: &str) -> Vec<u8> {
 }
 
 /// A uid is a non-negative integer, as a JSON number or a string of digits.
-fn parse_uid(raw: &RawValue) -> Option<String> {
-    let text = raw.get();
-    let number = if text.starts_with('"') {
-        let digits: String = serde_json::from_str(text).ok()?;
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+fn parse_uid(value: &Value) -> Option<String> {
+    let number = match value {
+        Value::Number(number) => number.as_u64()?,
+        Value::String(digits)
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            digits.parse::<u64>().ok()?
         }
-        digits.parse::<u64>().ok()?
-    } else {
-        serde_json::from_str::<u64>(text).ok()?
+        _ => return None,
     };
     Some(number.to_string())
 }
 
-/// A mapped field as a header value: strings unquoted, other JSON as written; `null`, absent or
+/// A mapped field as a header value: strings as they are, other JSON compact; `null`, absent or
 /// values with control characters give `None` (the header is removed).
-fn render_field(raw: &RawValue) -> Option<String> {
-    let text = raw.get();
-    let value = if text.starts_with('"') {
-        serde_json::from_str::<String>(text).ok()?
-    } else if text == "null" {
-        return None;
-    } else {
-        text.to_string()
+fn render_field(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
     };
-    (!value.chars().any(char::is_control)).then_some(value)
+    (!text.chars().any(char::is_control)).then_some(text)
 }
 
-fn message(raw: Option<&RawValue>) -> Option<String> {
-    let text: String = serde_json::from_str(raw?.get()).ok()?;
-    (!text.is_empty()).then_some(text)
+fn message(value: Option<&Value>) -> Option<String> {
+    let text = value?.as_str()?;
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 fn anonymous(config: &Config, stat: Stat, strip: Vec<HeaderEdit>) -> Decision {

@@ -7,8 +7,7 @@
 //! of the token, and its value carries the whole token, compared in full before use, so one token
 //! can never read another's entry. Failures and fail-open passes are never cached.
 
-use crate::auth::Identity;
-use serde::{Deserialize, Serialize};
+use crate::auth::{json_fields, Identity};
 use std::collections::{HashMap, VecDeque};
 
 /// Cache settings of one configuration scope.
@@ -148,12 +147,8 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
     if parts.next().is_some() {
         return None;
     }
-    #[derive(Deserialize)]
-    struct Claims {
-        exp: Option<f64>,
-    }
-    let claims: Claims = serde_json::from_slice(&base64url_decode(payload)?).ok()?;
-    let exp = claims.exp?;
+    let claims = base64url_decode(payload)?;
+    let exp = json_fields(&claims)?.get("exp")?.as_f64()?;
     (exp.is_finite() && exp >= 0.0).then(|| exp.floor() as u64)
 }
 
@@ -201,37 +196,40 @@ pub fn shared_key(scope: &str, token: &str, slots: u32) -> String {
     format!("easy-jwt.cache.{scope}.{slot}")
 }
 
-#[derive(Serialize, Deserialize)]
-struct SharedEntry<'a> {
-    #[serde(borrow)]
-    token: &'a str,
-    uid: String,
-    fields: Vec<Option<String>>,
-    expires_at: u64,
-}
-
-/// The value stored in a shared slot.
+/// The value stored in a shared slot: `expires_at`, the token, the uid and each mapped field
+/// (`-` for absent, `+value` for present), one per line. Tokens, uids and header values never
+/// contain a newline (they are validated before they get here).
 pub fn encode_shared(token: &str, identity: &Identity, expires_at: u64) -> Vec<u8> {
-    let entry = SharedEntry {
-        token,
-        uid: identity.uid.clone(),
-        fields: identity.fields.clone(),
-        expires_at,
-    };
-    serde_json::to_vec(&entry).unwrap_or_default()
+    let mut out = format!("{expires_at}\n{token}\n{}", identity.uid);
+    for field in &identity.fields {
+        out.push('\n');
+        match field {
+            Some(value) => {
+                out.push('+');
+                out.push_str(value);
+            }
+            None => out.push('-'),
+        }
+    }
+    out.into_bytes()
 }
 
 /// The identity in a shared slot, if the slot holds *this* token and is fresh.
 pub fn decode_shared(bytes: &[u8], token: &str, now: u64) -> Option<(Identity, u64)> {
-    let entry: SharedEntry = serde_json::from_slice(bytes).ok()?;
-    if entry.token != token || entry.expires_at <= now {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.split('\n');
+    let expires_at: u64 = lines.next()?.parse().ok()?;
+    if lines.next()? != token || expires_at <= now {
         return None;
     }
-    let identity = Identity {
-        uid: entry.uid,
-        fields: entry.fields,
-    };
-    Some((identity, entry.expires_at))
+    let uid = lines.next()?.to_string();
+    let fields = lines
+        .map(|line| match line.strip_prefix('+') {
+            Some(value) => Some(Some(value.to_string())),
+            None => (line == "-").then_some(None),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((Identity { uid, fields }, expires_at))
 }
 
 #[cfg(test)]
@@ -313,6 +311,8 @@ mod tests {
         assert_eq!(jwt_exp(&jwt(r#"{"UID":1}"#)), None);
         assert_eq!(jwt_exp(&jwt(r#"{"exp":"soon"}"#)), None);
         assert_eq!(jwt_exp(&jwt(r#"{"exp":-5}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1754386348.9}"#)), Some(1754386348));
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1e400}"#)), None);
         assert_eq!(jwt_exp("opaque-token"), None);
         assert_eq!(jwt_exp("a.b!.c"), None);
         assert_eq!(jwt_exp("a.b.c.d"), None);
@@ -334,6 +334,15 @@ mod tests {
         assert_eq!(decode_shared(&bytes, "tok-b", 1000), None);
         assert_eq!(decode_shared(&bytes, "tok-a", 2000), None);
         assert_eq!(decode_shared(b"garbage", "tok-a", 0), None);
+        assert_eq!(decode_shared(b"5\ntok-a\n1\n?", "tok-a", 0), None);
+        let bare = Identity {
+            uid: "3".into(),
+            fields: vec![],
+        };
+        assert_eq!(
+            decode_shared(&encode_shared("t", &bare, 9), "t", 1),
+            Some((bare, 9))
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! | consul | `outbound\|<port>\|\|<serviceName>.<datacenter>.consul`        | serviceName       |
 //! | raw    | the name as given (plain Envoy `clusters:` entry)             | the cluster name  |
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// Where and how the auth call is sent.
@@ -30,42 +30,37 @@ pub struct TokenServer {
     pub timeout: Duration,
 }
 
-/// A Higress service source, as written in the `tokenService` key.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+/// A Higress service source, as written in the `tokenService` key:
+/// `{"type": "k8s", "serviceName": "auth", "namespace": "sec", "port": 8080}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Service {
-    #[serde(rename_all = "camelCase")]
-    Fqdn { fqdn: String, port: u16 },
-    #[serde(rename_all = "camelCase")]
-    Static { service_name: String, port: u16 },
-    #[serde(rename_all = "camelCase")]
+    Fqdn {
+        fqdn: String,
+        port: u16,
+    },
+    Static {
+        service_name: String,
+        port: u16,
+    },
     Dns {
         service_name: String,
         domain: String,
         port: u16,
     },
-    #[serde(rename_all = "camelCase")]
     K8s {
         service_name: String,
-        #[serde(default)]
         namespace: String,
         port: u16,
-        #[serde(default)]
         version: String,
     },
-    #[serde(rename_all = "camelCase")]
     Nacos {
         service_name: String,
-        #[serde(default)]
         group: String,
         namespace_id: String,
         port: u16,
-        #[serde(default)]
         is_ext_registry: bool,
-        #[serde(default)]
         version: String,
     },
-    #[serde(rename_all = "camelCase")]
     Consul {
         service_name: String,
         datacenter: String,
@@ -73,7 +68,92 @@ pub enum Service {
     },
 }
 
+/// The fields of one `tokenService` object, read with their camelCase names.
+struct Source<'a>(&'a Map<String, Value>);
+
+impl Source<'_> {
+    fn text(&self, key: &str) -> Result<String, String> {
+        match self.0.get(key) {
+            Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+            Some(_) => Err(format!("`{key}` must be a non-empty string")),
+            None => Err(format!("`{key}` is required")),
+        }
+    }
+
+    fn optional(&self, key: &str) -> Result<String, String> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(text)) => Ok(text.clone()),
+            Some(_) => Err(format!("`{key}` must be a string")),
+        }
+    }
+
+    fn port(&self) -> Result<u16, String> {
+        self.0
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|port| u16::try_from(port).ok())
+            .filter(|port| *port > 0)
+            .ok_or_else(|| "`port` must be an integer in 1..=65535".to_string())
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, String> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(flag)) => Ok(*flag),
+            Some(_) => Err(format!("`{key}` must be true or false")),
+        }
+    }
+}
+
 impl Service {
+    /// Reads a `tokenService` object; the error says which field is wrong.
+    pub fn from_json(value: &Value) -> Result<Service, String> {
+        let object = value.as_object().ok_or("must be an object")?;
+        let source = Source(object);
+        let kind = source.text("type")?;
+        let service = match kind.as_str() {
+            "fqdn" => Service::Fqdn {
+                fqdn: source.text("fqdn")?,
+                port: source.port()?,
+            },
+            "static" => Service::Static {
+                service_name: source.text("serviceName")?,
+                port: source.port()?,
+            },
+            "dns" => Service::Dns {
+                service_name: source.text("serviceName")?,
+                domain: source.text("domain")?,
+                port: source.port()?,
+            },
+            "k8s" => Service::K8s {
+                service_name: source.text("serviceName")?,
+                namespace: source.optional("namespace")?,
+                port: source.port()?,
+                version: source.optional("version")?,
+            },
+            "nacos" => Service::Nacos {
+                service_name: source.text("serviceName")?,
+                group: source.optional("group")?,
+                namespace_id: source.text("namespaceId")?,
+                port: source.port()?,
+                is_ext_registry: source.flag("isExtRegistry")?,
+                version: source.optional("version")?,
+            },
+            "consul" => Service::Consul {
+                service_name: source.text("serviceName")?,
+                datacenter: source.text("datacenter")?,
+                port: source.port()?,
+            },
+            other => {
+                return Err(format!(
+                    "unknown `type` `{other}` (fqdn, static, dns, k8s, nacos, consul)"
+                ))
+            }
+        };
+        Ok(service)
+    }
+
     /// The Envoy cluster name Higress generates for this source.
     pub fn cluster_name(&self) -> String {
         match self {
@@ -158,7 +238,7 @@ mod tests {
     use super::*;
 
     fn service(json: &str) -> Service {
-        serde_json::from_str(json).unwrap()
+        Service::from_json(&serde_json::from_str(json).unwrap()).unwrap()
     }
 
     #[test]
@@ -219,7 +299,17 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_an_error() {
-        assert!(serde_json::from_str::<Service>(r#"{"type":"eureka","port":1}"#).is_err());
-        assert!(serde_json::from_str::<Service>(r#"{"type":"dns","port":1}"#).is_err());
+        let parse = |json: &str| Service::from_json(&serde_json::from_str(json).unwrap());
+        assert!(parse(r#"{"type":"eureka","port":1}"#)
+            .unwrap_err()
+            .contains("eureka"));
+        assert!(parse(r#"{"type":"dns","serviceName":"a","port":1}"#)
+            .unwrap_err()
+            .contains("domain"));
+        assert!(parse(r#"{"type":"static","serviceName":"a","port":0}"#)
+            .unwrap_err()
+            .contains("port"));
+        assert!(parse(r#"{"type":"static","serviceName":"a","port":"80"}"#).is_err());
+        assert!(parse(r#"[1]"#).is_err());
     }
 }

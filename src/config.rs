@@ -9,7 +9,6 @@ use crate::cluster::{Service, TokenServer};
 use crate::matcher::{IgnoreList, Pattern};
 use crate::reply::ErrorBody;
 use crate::token::TokenSources;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::Duration;
@@ -215,25 +214,42 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn typed<T: DeserializeOwned>(
-        &self,
+    /// The value of `key` converted by `convert`; `null` or absent is `None`. Plain `Value`
+    /// accessors instead of serde's typed deserializers keep the artifact small.
+    fn typed<'v, T>(
+        &'v self,
         key: &str,
         expected: &'static str,
+        convert: impl FnOnce(&'a Value) -> Option<T>,
     ) -> Result<Option<T>, ConfigError> {
         match self.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) => T::deserialize(value)
+            Some(value) => convert(value)
                 .map(Some)
-                .map_err(|_| self.error(key, Problem::WrongType(expected))),
+                .ok_or_else(|| self.error(key, Problem::WrongType(expected))),
         }
     }
 
     fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        self.typed(key, "a string")
+        self.typed(key, "a string", |v| v.as_str().map(str::to_string))
     }
 
     fn flag(&self, key: &str) -> Result<bool, ConfigError> {
-        Ok(self.typed(key, "true or false")?.unwrap_or(false))
+        Ok(self
+            .typed(key, "true or false", Value::as_bool)?
+            .unwrap_or(false))
+    }
+
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        self.typed(key, "an array of strings", string_array)
+    }
+
+    fn object(
+        &self,
+        key: &str,
+        expected: &'static str,
+    ) -> Result<Option<&'a Map<String, Value>>, ConfigError> {
+        self.typed(key, expected, Value::as_object)
     }
 
     fn integer(
@@ -243,7 +259,7 @@ impl<'a> Fields<'a> {
         max: u64,
         range: &'static str,
     ) -> Result<Option<u64>, ConfigError> {
-        match self.typed::<u64>(key, "a non-negative integer")? {
+        match self.typed(key, "a non-negative integer", Value::as_u64)? {
             Some(value) if value < min || value > max => {
                 Err(self.error(key, Problem::OutOfRange(range)))
             }
@@ -381,9 +397,7 @@ fn parse_sources(fields: &Fields) -> Result<TokenSources, ConfigError> {
 }
 
 fn parse_ignore(fields: &Fields) -> Result<IgnoreList, ConfigError> {
-    let raw: Vec<String> = fields
-        .typed(keys::IGNORE_URLS, "an array of strings")?
-        .unwrap_or_default();
+    let raw = fields.strings(keys::IGNORE_URLS)?.unwrap_or_default();
     let mut patterns = Vec::with_capacity(raw.len());
     for (index, text) in raw.iter().enumerate() {
         let pattern = Pattern::parse(text).map_err(|why| ConfigError::Key {
@@ -427,14 +441,15 @@ fn parse_response_headers(
     fields: &Fields,
     config: &Config,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let map: Map<String, Value> = fields
-        .typed(
+    let empty = Map::new();
+    let map = fields
+        .object(
             keys::AUTH_RESPONSE_HEADERS,
             "an object of field name to header name",
         )?
-        .unwrap_or_default();
+        .unwrap_or(&empty);
     let mut pairs = Vec::with_capacity(map.len());
-    for (field, header) in &map {
+    for (field, header) in map {
         let invalid = |why: String| ConfigError::Key {
             key: format!("{}.{field}", fields.name(keys::AUTH_RESPONSE_HEADERS)),
             problem: Problem::Invalid(why),
@@ -528,22 +543,23 @@ fn parse_service(fields: &Fields) -> Result<Option<Service>, ConfigError> {
     let Some(value) = fields.get(keys::TOKEN_SERVICE) else {
         return Ok(None);
     };
-    let service = Service::deserialize(value).map_err(|why| {
+    let service = Service::from_json(value).map_err(|why| {
         fields.error(
             keys::TOKEN_SERVICE,
             Problem::Invalid(format!("is not a valid service source ({why})")),
         )
     })?;
-    if service.port() == 0 {
-        return Err(fields.error(
-            keys::TOKEN_SERVICE,
-            Problem::Invalid("port must be in 1..=65535".into()),
-        ));
-    }
     Ok(Some(service))
 }
 
-use serde::Deserialize;
+/// An array whose items are all strings.
+pub fn string_array(value: &Value) -> Option<Vec<String>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|item| item.as_str().map(str::to_string))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

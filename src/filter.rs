@@ -48,10 +48,7 @@ impl Counters {
                         *slot = Some(id);
                     }
                 }
-                Err(status) => warn!(
-                    "easy-jwt: cannot define counter {}: {status:?}",
-                    stat.name()
-                ),
+                Err(status) => warn!("easy-jwt: cannot define counter {}: {status}", stat.name()),
             }
         }
         counters
@@ -162,7 +159,7 @@ impl Shared {
             let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
             let value = cache::encode_shared(token, identity, expires_at);
             if let Err(status) = hostio::set_shared_data(&slot, &value) {
-                warn!("easy-jwt: cannot write shared cache slot: {status:?}");
+                warn!("easy-jwt: cannot write shared cache slot: {status}");
             }
         }
     }
@@ -194,7 +191,7 @@ impl Shared {
     fn finish(&self, context_id: u32, decision: Decision) {
         if carry_out(context_id, &self.counters, decision) == Action::Continue {
             if let Err(status) = hostio::resume_request() {
-                warn!("#{context_id} easy-jwt: resume failed: {status:?}");
+                warn!("#{context_id} easy-jwt: resume failed: {status}");
             }
         }
     }
@@ -284,7 +281,7 @@ impl RootContext for Root {
             self.redispatch(key);
         }
         if let Err(status) = hostio::set_tick_period_ms(0) {
-            warn!("easy-jwt: cannot stop the tick timer: {status:?}");
+            warn!("easy-jwt: cannot stop the tick timer: {status}");
         }
     }
 
@@ -389,8 +386,9 @@ impl Context for Filter {
         };
         let answer = Answer::read(body_size);
         debug!(
-            "#{} easy-jwt: token server answered {:?}",
-            self.id, answer.status
+            "#{} easy-jwt: token server answered {}",
+            self.id,
+            answer.status.unwrap_or(0)
         );
         let verdict = auth::judge(&config, answer.view());
         self.shared.remember(&config, &pending.token, &verdict);
@@ -491,10 +489,7 @@ impl Filter {
         }
         flight.orphaned = true;
         if let Err(status) = hostio::set_tick_period_ms(ORPHAN_TICK_MS) {
-            warn!(
-                "#{} easy-jwt: cannot arm the tick timer: {status:?}",
-                self.id
-            );
+            warn!("#{} easy-jwt: cannot arm the tick timer: {status}", self.id);
         }
     }
 
@@ -524,8 +519,9 @@ fn dispatch(config: &Config, token: &str) -> Result<u32, ()> {
         server.timeout,
     )
     .map_err(|status| {
+        let status = hostio::Status(status as u32);
         error!(
-            "easy-jwt: cannot call the token server: Envoy refused cluster `{}` ({status:?}). \
+            "easy-jwt: cannot call the token server: Envoy refused cluster `{}` ({status}). \
              The cluster must exist in Envoy: on Higress register the service in the McpBridge \
              named `default` (or set global.onlyPushRouteCluster=false); on plain Envoy add it \
              to the clusters of envoy.yaml",
@@ -546,7 +542,8 @@ fn carry_out(context_id: u32, counters: &Counters, decision: Decision) -> Action
         Decision::Reply { reply, stat } => {
             counters.count(stat);
             debug!(
-                "#{context_id} easy-jwt: {stat:?}: replying {}",
+                "#{context_id} easy-jwt: {}: replying {}",
+                stat.name(),
                 reply.status
             );
             local_reply(context_id, &reply, details(stat))
@@ -563,7 +560,10 @@ fn apply_edits(context_id: u32, edits: &[HeaderEdit]) {
             HeaderEdit::Remove(name) => hostio::remove_header(Map::RequestHeaders, name),
         };
         if let Err(status) = result {
-            warn!("#{context_id} easy-jwt: header edit {edit:?} failed: {status:?}");
+            let name = match edit {
+                HeaderEdit::Set(name, _) | HeaderEdit::Remove(name) => name,
+            };
+            warn!("#{context_id} easy-jwt: editing header {name} failed: {status}");
         }
     }
 }
@@ -572,7 +572,7 @@ fn local_reply(context_id: u32, reply: &Reply, details: &str) -> Action {
     if let Err(status) =
         hostio::send_local_response(reply.status, details, &reply.body, &Reply::HEADERS)
     {
-        warn!("#{context_id} easy-jwt: local reply failed: {status:?}");
+        warn!("#{context_id} easy-jwt: local reply failed: {status}");
     }
     Action::Pause
 }

@@ -30,6 +30,26 @@ pub enum Buffer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status(pub u32);
 
+impl std::fmt::Display for Status {
+    /// The ABI name (proxy-wasm `WasmResult`), so logs read like Envoy's.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.0 {
+            1 => "NotFound",
+            2 => "BadArgument",
+            3 => "SerializationFailure",
+            4 => "ParseFailure",
+            6 => "InvalidMemoryAccess",
+            7 => "Empty",
+            8 => "CasMismatch",
+            10 => "InternalFailure",
+            11 => "BrokenConnection",
+            12 => "Unimplemented",
+            _ => return write!(f, "status {}", self.0),
+        };
+        f.write_str(name)
+    }
+}
+
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_header_map_value(

@@ -13,7 +13,8 @@
 //! Unsafe (never ignored): a path not starting with `/`; invalid percent-encoding; an encoded `/`
 //! (`%2F`), `\` (`%5C`) or `%` (`%25`, which a double-decoding backend would turn into any of the
 //! above); a raw `\` or control character; `..` above the root; a `.`/`..` segment carrying
-//! `;` parameters (`/public/..;/admin`, which Tomcat-like backends read as `..`).
+//! `;` parameters, raw or encoded (`/public/..;/admin`, `/public/..%3B/admin`, which Tomcat-like
+//! backends read as `..`).
 //!
 //! Patterns (normalised the same way at configure time):
 //! - `/health` — exact match;
@@ -113,7 +114,7 @@ fn remove_dot_segments(path: &str) -> Result<String, Unsafe> {
     let mut segments: Vec<&str> = Vec::new();
     let trailing_slash = path.len() > 1 && path.ends_with('/');
     for segment in path.split('/') {
-        let bare = segment.split(';').next().unwrap_or(segment);
+        let bare = dot_segment_base(segment);
         match segment {
             "" | "." => {}
             ".." => {
@@ -134,6 +135,13 @@ fn remove_dot_segments(path: &str) -> Result<String, Unsafe> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// A segment without its `;` parameters, raw or encoded (`%3B`, upper-cased by step 2): a backend
+/// that decodes `..%3B` reads the Tomcat-style `..;`, so both are dot segments with parameters.
+fn dot_segment_base(segment: &str) -> &str {
+    let bare = segment.split(';').next().unwrap_or(segment);
+    bare.split("%3B").next().unwrap_or(bare)
 }
 
 /// One compiled `ignoreUrls` entry.
@@ -317,6 +325,11 @@ mod tests {
             normalize("/public/..;/admin"),
             Err(Unsafe::DotSegmentParams)
         );
+        assert_eq!(
+            normalize("/public/..%3b/admin"),
+            Err(Unsafe::DotSegmentParams)
+        );
+        assert_eq!(normalize("/a;b/c%3Bd").unwrap(), "/a;b/c%3Bd");
     }
 
     #[test]
@@ -353,6 +366,11 @@ mod tests {
         assert!(!ignore.ignores("/public/..;/admin"));
         assert!(!ignore.ignores("/public/%252e%252e/admin"));
         assert!(!ignore.ignores("/public/../../etc"));
+        // Regression (found for the `path` fuzz oracle): an encoded `;` after a dot segment stayed literal,
+        // so `/public/..%3B/admin` was ignored although a decoding backend reads `/public/..;/admin`.
+        assert!(!ignore.ignores("/public/..%3B/admin"));
+        assert!(!ignore.ignores("/public/%2e%2e%3b/admin"));
+        assert!(!ignore.ignores("/public/.%3Bx/../../admin"));
         // Staying inside the prefix is still ignored.
         assert!(ignore.ignores("/public/a/../b"));
     }

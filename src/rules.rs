@@ -197,7 +197,7 @@ fn match_values(index: usize, key: &str, value: &Value) -> Result<Vec<String>, C
         key: format!("{RULES_KEY}[{index}].{key}"),
         problem: Problem::WrongType("a non-empty array of non-empty strings"),
     };
-    let values: Vec<String> = serde_json::from_value(value.clone()).map_err(|_| error())?;
+    let values = crate::config::string_array(value).ok_or_else(error)?;
     if values.is_empty() || values.iter().any(String::is_empty) {
         return Err(error());
     }

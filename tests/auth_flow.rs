@@ -1,5 +1,12 @@
 //! The auth flow of the real artifact against the real token server: ignore paths, token
 //! extraction, anonymous token, valid / expired / forged tokens, header replacement.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -14,7 +21,16 @@ fn gateway(server: &TokenServer) -> Gateway {
 fn it_ignores_exact_and_prefix_paths_with_the_anonymous_uid() {
     let server = TokenServer::start();
     let mut gw = gateway(&server);
-    for path in ["/healthz", "/healthz?probe=1", "/public", "/public/", "/public/css/site.css", "//public//a", "/%70ublic/a", "/public/a/../b"] {
+    for path in [
+        "/healthz",
+        "/healthz?probe=1",
+        "/public",
+        "/public/",
+        "/public/css/site.css",
+        "//public//a",
+        "/%70ublic/a",
+        "/public/a/../b",
+    ] {
         let outcome = gw.send(Req::get(path).header("x-auth-user", "999"));
         assert_eq!(outcome.uid(), "0", "{path}");
     }
@@ -41,7 +57,11 @@ fn it_does_not_ignore_traversal_or_encoded_escapes() {
         "/api/x?next=/public/a",
     ] {
         let (status, body) = gw.send(Req::get(path)).error();
-        assert_eq!((status, body["message"].as_str()), (401, Some("missing token")), "{path}");
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (401, Some("missing token")),
+            "{path}"
+        );
     }
     assert_eq!(gw.counter("token_missing"), 12);
     assert_eq!(gw.counter("ignored"), 0);
@@ -53,10 +73,22 @@ fn it_refuses_missing_wrong_scheme_and_empty_tokens_without_a_call() {
     let mut gw = gateway(&server);
     let cases = [
         (Req::get("/api"), "missing token"),
-        (Req::get("/api").header("authorization", "Basic dXNlcjpwYXNz"), "invalid authorization scheme"),
-        (Req::get("/api").header("authorization", "Bearer"), "empty token"),
-        (Req::get("/api").header("authorization", "Bearer    "), "empty token"),
-        (Req::get("/api").header("authorization", ""), "invalid authorization scheme"),
+        (
+            Req::get("/api").header("authorization", "Basic dXNlcjpwYXNz"),
+            "invalid authorization scheme",
+        ),
+        (
+            Req::get("/api").header("authorization", "Bearer"),
+            "empty token",
+        ),
+        (
+            Req::get("/api").header("authorization", "Bearer    "),
+            "empty token",
+        ),
+        (
+            Req::get("/api").header("authorization", ""),
+            "invalid authorization scheme",
+        ),
     ];
     for (req, message) in cases {
         let (status, body) = gw.send(req).error();
@@ -70,7 +102,11 @@ fn it_refuses_missing_wrong_scheme_and_empty_tokens_without_a_call() {
 fn it_maps_the_anonymous_token_without_a_call() {
     let server = TokenServer::start();
     let mut gw = gateway(&server);
-    let outcome = gw.send(Req::get("/api").bearer("AnonymousToken").header("x-auth-user", "7"));
+    let outcome = gw.send(
+        Req::get("/api")
+            .bearer("AnonymousToken")
+            .header("x-auth-user", "7"),
+    );
     assert_eq!(outcome.uid(), "0");
     assert!(gw.calls.is_empty());
     assert_eq!(gw.counter("anonymous"), 1);
@@ -88,17 +124,28 @@ fn it_sets_the_uid_of_a_valid_token_exactly_once() {
             .bearer(&token),
     );
     assert_eq!(outcome.uid(), "100");
-    assert_eq!(outcome.values("authorization"), vec![format!("Bearer {token}")]);
+    assert_eq!(
+        outcome.values("authorization"),
+        vec![format!("Bearer {token}")]
+    );
     // The call Envoy would send.
     let call = &gw.calls[0];
     assert_eq!(call.cluster, CLUSTER);
-    let header = |name: &str| call.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let header = |name: &str| {
+        call.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(header(":method"), Some("POST"));
     assert_eq!(header(":path"), Some("/api/token/auth"));
     assert_eq!(header(":authority"), Some("token-server.dns"));
     assert_eq!(header("content-type"), Some("application/json"));
     assert_eq!(call.timeout_ms, 2000);
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&call.body).unwrap(), json!({ "token": token }));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&call.body).unwrap(),
+        json!({ "token": token })
+    );
     assert_eq!(gw.counter("allowed"), 1);
 }
 
@@ -107,8 +154,17 @@ fn it_accepts_any_case_of_the_scheme_and_surrounding_spaces() {
     let server = TokenServer::start();
     let token = server.create(5);
     let mut gw = gateway(&server);
-    for value in [format!("bearer {token}"), format!("BEARER  {token}  "), format!("  Bearer\t{token}")] {
-        assert_eq!(gw.send(Req::get("/api").header("authorization", &value)).uid(), "5", "{value}");
+    for value in [
+        format!("bearer {token}"),
+        format!("BEARER  {token}  "),
+        format!("  Bearer\t{token}"),
+    ] {
+        assert_eq!(
+            gw.send(Req::get("/api").header("authorization", &value))
+                .uid(),
+            "5",
+            "{value}"
+        );
     }
 }
 
@@ -117,49 +173,71 @@ fn it_refuses_expired_and_forged_tokens_with_the_server_message() {
     let server = TokenServer::start();
     let mut gw = gateway(&server);
     let (status, body) = gw.send(Req::get("/api").bearer(&expired_token(1))).error();
-    assert_eq!((status, body), (401, json!({"message": "token is expired"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"message": "token is expired"}))
+    );
     let (status, body) = gw.send(Req::get("/api").bearer(&forged_token(1))).error();
-    assert_eq!((status, body), (401, json!({"message": "token signature is invalid"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"message": "token signature is invalid"}))
+    );
     let (status, body) = gw.send(Req::get("/api").bearer("not-a-jwt")).error();
-    assert_eq!((status, body), (401, json!({"message": "token is malformed"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"message": "token is malformed"}))
+    );
     assert_eq!(gw.counter("denied"), 3);
 }
 
 #[test]
 fn it_escapes_the_message_into_a_custom_body_template() {
     let mut gw = Gateway::start(
-        &config(json!({"responseErrorStatusCode": 403, "responseErrorBody": "{\"code\":4031,\"error\":\"%s\"}"})),
+        &config(
+            json!({"responseErrorStatusCode": 403, "responseErrorBody": "{\"code\":4031,\"error\":\"%s\"}"}),
+        ),
         Answerer::Fixed(answer(401, r#"{"message":"bad \"token\"\n<script>"}"#)),
     );
     let (status, body) = gw.send(Req::get("/api").bearer("t")).error();
     assert_eq!(status, 403);
-    assert_eq!(body, json!({"code": 4031, "error": "bad \"token\"\n<script>"}));
+    assert_eq!(
+        body,
+        json!({"code": 4031, "error": "bad \"token\"\n<script>"})
+    );
 }
 
 #[test]
 fn it_takes_tokens_from_query_and_cookie_and_strips_them() {
     let server = TokenServer::start();
     let token = server.create(42);
-    let cfg = config(json!({"tokenFromQuery": "access_token", "tokenFromCookie": "session", "stripToken": true, "cacheTtlSeconds": 0}));
+    let cfg = config(
+        json!({"tokenFromQuery": "access_token", "tokenFromCookie": "session", "stripToken": true, "cacheTtlSeconds": 0}),
+    );
     let mut gw = Gateway::with_token_server(&cfg, &server);
 
     let outcome = gw.send(Req::get(&format!("/api?a=1&access_token={token}&b=2")));
     assert_eq!(outcome.uid(), "42");
     assert_eq!(outcome.values(":path"), vec!["/api?a=1&b=2".to_string()]);
 
-    let outcome = gw.send(Req::get("/api").header("cookie", &format!("theme=dark; session={token}")));
+    let outcome =
+        gw.send(Req::get("/api").header("cookie", &format!("theme=dark; session={token}")));
     assert_eq!(outcome.uid(), "42");
     assert_eq!(outcome.values("cookie"), vec!["theme=dark".to_string()]);
 
     let outcome = gw.send(Req::get("/api").bearer(&token));
     assert_eq!(outcome.uid(), "42");
-    assert!(outcome.values("authorization").is_empty(), "stripToken removes the header");
+    assert!(
+        outcome.values("authorization").is_empty(),
+        "stripToken removes the header"
+    );
 }
 
 #[test]
 fn it_maps_response_fields_and_replaces_client_copies() {
     let mut gw = Gateway::start(
-        &config(json!({"authResponseHeaders": {"role": "x-auth-role", "tenant": "x-tenant"}, "uidHeaderName": "x-user-id"})),
+        &config(
+            json!({"authResponseHeaders": {"role": "x-auth-role", "tenant": "x-tenant"}, "uidHeaderName": "x-user-id"}),
+        ),
         Answerer::Fixed(answer(200, r#"{"uid":"12","role":"admin"}"#)),
     );
     let outcome = gw.send(
@@ -172,7 +250,9 @@ fn it_maps_response_fields_and_replaces_client_copies() {
     assert_eq!(outcome.values("x-user-id"), vec!["12".to_string()]);
     assert_eq!(outcome.values("x-auth-role"), vec!["admin".to_string()]);
     assert!(outcome.values("x-tenant").is_empty());
-    assert!(outcome.values("x-envoy-auth-failure-mode-allowed").is_empty());
+    assert!(outcome
+        .values("x-envoy-auth-failure-mode-allowed")
+        .is_empty());
 }
 
 #[test]
@@ -185,5 +265,8 @@ fn it_never_logs_a_whole_token() {
     let logs = gw.log_text();
     assert!(logs.contains("checking token"), "debug logs are on: {logs}");
     let secret_part = &token[20..];
-    assert!(!logs.contains(secret_part), "a token leaked into the logs: {logs}");
+    assert!(
+        !logs.contains(secret_part),
+        "a token leaked into the logs: {logs}"
+    );
 }

@@ -1,6 +1,13 @@
 //! The auth-result cache of the real artifact: hit, miss, expiry by TTL and by the JWT `exp`
 //! (on the host's controllable clock), eviction, sharing across worker VMs, never caching
 //! failures, and the cache turned off.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -51,12 +58,19 @@ fn it_never_serves_an_entry_past_the_jwt_exp() {
     // has not moved, so it still accepts: what matters is that a call was made.
     let before = gw.calls.len();
     gw.send(Req::get("/api").bearer(&token));
-    assert_eq!(gw.calls.len() - before, 1, "an entry is never used past exp");
+    assert_eq!(
+        gw.calls.len() - before,
+        1,
+        "an entry is never used past exp"
+    );
 }
 
 #[test]
 fn it_keeps_different_tokens_apart_and_evicts_the_oldest() {
-    let mut gw = Gateway::start(&cached(json!({"cacheMaxEntries": 2, "cacheSharedSlots": 0})), Answerer::Fixed(answer(200, r#"{"uid":1}"#)));
+    let mut gw = Gateway::start(
+        &cached(json!({"cacheMaxEntries": 2, "cacheSharedSlots": 0})),
+        Answerer::Fixed(answer(200, r#"{"uid":1}"#)),
+    );
     for token in ["a", "b", "c"] {
         assert_eq!(calls_for(&mut gw, token, 1), 1);
     }
@@ -70,11 +84,23 @@ fn it_shares_answers_between_worker_vms() {
     let clock = manual_clock();
     let env = HostEnv::with_clock(clock.clone());
     let cfg = cached(json!({}));
-    let mut first = Gateway::start_in(&env, clock.clone(), &cfg, Answerer::Fixed(answer(200, r#"{"uid":9,"role":"x"}"#)));
+    let mut first = Gateway::start_in(
+        &env,
+        clock.clone(),
+        &cfg,
+        Answerer::Fixed(answer(200, r#"{"uid":9,"role":"x"}"#)),
+    );
     let mut second = Gateway::start_in(&env, clock, &cfg, Answerer::Fixed(CallOutcome::Reset));
-    assert_eq!(first.send(Req::get("/api").bearer("shared-token")).uid(), "9");
+    assert_eq!(
+        first.send(Req::get("/api").bearer("shared-token")).uid(),
+        "9"
+    );
     let outcome = second.send(Req::get("/api").bearer("shared-token"));
-    assert_eq!(outcome.uid(), "9", "the second VM reads the first one's answer");
+    assert_eq!(
+        outcome.uid(),
+        "9",
+        "the second VM reads the first one's answer"
+    );
     assert!(second.calls.is_empty());
     // A different token in the same slot space is not served another's entry.
     let (status, _) = second.send(Req::get("/api").bearer("other-token")).error();
@@ -84,9 +110,15 @@ fn it_shares_answers_between_worker_vms() {
 #[test]
 fn it_never_caches_failures_denials_or_fail_open_passes() {
     for (answerer, extra) in [
-        (Answerer::Fixed(answer(401, r#"{"message":"no"}"#)), json!({})),
+        (
+            Answerer::Fixed(answer(401, r#"{"message":"no"}"#)),
+            json!({}),
+        ),
         (Answerer::Fixed(answer(500, "oops")), json!({})),
-        (Answerer::Fixed(CallOutcome::Timeout), json!({"failOpen": true})),
+        (
+            Answerer::Fixed(CallOutcome::Timeout),
+            json!({"failOpen": true}),
+        ),
         (Answerer::Fixed(answer(200, r#"{"uid":"x"}"#)), json!({})),
     ] {
         let mut gw = Gateway::start(&cached(extra), answerer);
@@ -99,7 +131,10 @@ fn it_never_caches_failures_denials_or_fail_open_passes() {
 
 #[test]
 fn it_calls_every_time_with_the_cache_off() {
-    let mut gw = Gateway::start(&cached(json!({"cacheTtlSeconds": 0})), Answerer::Fixed(answer(200, r#"{"uid":2}"#)));
+    let mut gw = Gateway::start(
+        &cached(json!({"cacheTtlSeconds": 0})),
+        Answerer::Fixed(answer(200, r#"{"uid":2}"#)),
+    );
     assert_eq!(calls_for(&mut gw, "t", 3), 3);
     assert_eq!(gw.counter("cache_hit"), 0);
 }

@@ -1,4 +1,11 @@
 //! Many paused requests at once, answers out of order, clients that go away, coalesced calls.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -14,7 +21,11 @@ fn it_gives_each_of_1000_paused_requests_its_own_uid_whatever_the_answer_order()
     let mut streams = Vec::new();
     for uid in 0..1000i64 {
         let token = token_server::mint(SECRET, 10_000 + uid, expires);
-        let (id, state) = gw.begin(Req::get("/api").bearer(&token).header("x-auth-user", "spoofed"));
+        let (id, state) = gw.begin(
+            Req::get("/api")
+                .bearer(&token)
+                .header("x-auth-user", "spoofed"),
+        );
         assert_eq!(state, StreamState::Paused);
         streams.push((id, 10_000 + uid));
     }
@@ -47,10 +58,21 @@ fn it_ignores_a_late_answer_for_a_client_that_went_away() {
     for call in calls {
         let outcome = gw.perform(&call);
         let events = gw.vm.deliver_call(call.token, outcome);
-        assert!(events.is_empty(), "nothing happens to a dead stream: {events:?}");
+        assert!(
+            events.is_empty(),
+            "nothing happens to a dead stream: {events:?}"
+        );
     }
-    assert!(gw.vm.failed().is_none(), "late answer trapped the VM: {}", gw.log_text());
-    assert_eq!(gw.send(Req::get("/api").bearer(&token)).uid(), "3", "the VM keeps serving");
+    assert!(
+        gw.vm.failed().is_none(),
+        "late answer trapped the VM: {}",
+        gw.log_text()
+    );
+    assert_eq!(
+        gw.send(Req::get("/api").bearer(&token)).uid(),
+        "3",
+        "the VM keeps serving"
+    );
 }
 
 #[test]
@@ -58,7 +80,9 @@ fn it_makes_one_call_for_concurrent_requests_with_the_same_token() {
     let server = TokenServer::start();
     let token = server.create(77);
     let mut gw = Gateway::with_token_server(&config(json!({"cacheTtlSeconds": 0})), &server);
-    let ids: Vec<_> = (0..5).map(|_| gw.begin(Req::get("/api").bearer(&token)).0).collect();
+    let ids: Vec<_> = (0..5)
+        .map(|_| gw.begin(Req::get("/api").bearer(&token)).0)
+        .collect();
     let calls = gw.vm.take_calls();
     assert_eq!(calls.len(), 1, "one call in flight per token");
     let outcome = gw.perform(&calls[0]);
@@ -79,7 +103,10 @@ fn it_redispatches_for_followers_when_the_leader_goes_away() {
     let first = gw.vm.take_calls();
     assert_eq!(first.len(), 1);
     gw.vm.end_stream(leader);
-    assert!(gw.vm.tick_period().is_some(), "the root arms its timer for the orphaned follower");
+    assert!(
+        gw.vm.tick_period().is_some(),
+        "the root arms its timer for the orphaned follower"
+    );
     gw.vm.tick();
     let second = gw.vm.take_calls();
     assert_eq!(second.len(), 1, "the root calls again for the follower");
@@ -94,13 +121,21 @@ fn it_redispatches_for_followers_when_the_leader_goes_away() {
 
 #[test]
 fn it_denies_every_follower_with_its_own_reply() {
-    let mut gw = Gateway::start(&config(json!({"cacheTtlSeconds": 0})), Answerer::Fixed(answer(401, r#"{"message":"revoked"}"#)));
+    let mut gw = Gateway::start(
+        &config(json!({"cacheTtlSeconds": 0})),
+        Answerer::Fixed(answer(401, r#"{"message":"revoked"}"#)),
+    );
     let a = gw.begin(Req::get("/api").bearer("tok")).0;
     let b = gw.begin(Req::get("/api").bearer("tok")).0;
     let calls = gw.vm.take_calls();
     assert_eq!(calls.len(), 1);
-    let events = gw.vm.deliver_call(calls[0].token, answer(401, r#"{"message":"revoked"}"#));
-    let replies = events.iter().filter(|e| matches!(e, Event::LocalReply(..))).count();
+    let events = gw
+        .vm
+        .deliver_call(calls[0].token, answer(401, r#"{"message":"revoked"}"#));
+    let replies = events
+        .iter()
+        .filter(|e| matches!(e, Event::LocalReply(..)))
+        .count();
     assert_eq!(replies, 2);
     for id in [a, b] {
         let (status, body) = gw.outcome_of(id, gw.vm.state(id)).error();

@@ -1,6 +1,13 @@
 //! Configuration through the real artifact: every rejection names the key in one error line and
 //! makes `on_configure` return false; Higress `_rules_` choose per route, domain and service;
 //! each worker VM is configured on its own.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -11,8 +18,16 @@ use serde_json::{json, Value};
 
 fn rejection(config: &[u8]) -> String {
     let vm = try_configure(config);
-    assert!(!vm.configured(), "accepted: {}", String::from_utf8_lossy(config));
-    let errors: Vec<_> = vm.logs().iter().filter(|r| r.level >= LogLevel::Error).collect();
+    assert!(
+        !vm.configured(),
+        "accepted: {}",
+        String::from_utf8_lossy(config)
+    );
+    let errors: Vec<_> = vm
+        .logs()
+        .iter()
+        .filter(|r| r.level >= LogLevel::Error)
+        .collect();
     assert_eq!(errors.len(), 1, "exactly one error line: {errors:?}");
     errors[0].message.clone()
 }
@@ -28,30 +43,74 @@ fn it_rejects_bad_configurations_naming_the_key() {
         (b"{not json".to_vec(), "not valid JSON"),
         (b"[1,2]".to_vec(), "JSON object"),
         (b"{}".to_vec(), "neither global keys nor `_rules_`"),
-        (with("tokenServerFQDN", Value::Null), "`tokenServerFQDN` is required"),
+        (
+            with("tokenServerFQDN", Value::Null),
+            "`tokenServerFQDN` is required",
+        ),
         (with("tokenServerPort", json!(0)), "`tokenServerPort`"),
         (with("tokenServerPort", json!(65536)), "`tokenServerPort`"),
         (with("tokenServerPort", json!("9090")), "`tokenServerPort`"),
-        (with("responseErrorStatusCode", json!(200)), "`responseErrorStatusCode`"),
-        (with("responseErrorStatusCode", json!(600)), "`responseErrorStatusCode`"),
-        (with("tokenServerFailureStatusCode", json!(399)), "`tokenServerFailureStatusCode`"),
-        (with("responseErrorBody", json!("%s and %s")), "`responseErrorBody`"),
-        (with("ignoreUrls", json!(["/ok", "relative"])), "`ignoreUrls[1]`"),
+        (
+            with("responseErrorStatusCode", json!(200)),
+            "`responseErrorStatusCode`",
+        ),
+        (
+            with("responseErrorStatusCode", json!(600)),
+            "`responseErrorStatusCode`",
+        ),
+        (
+            with("tokenServerFailureStatusCode", json!(399)),
+            "`tokenServerFailureStatusCode`",
+        ),
+        (
+            with("responseErrorBody", json!("%s and %s")),
+            "`responseErrorBody`",
+        ),
+        (
+            with("ignoreUrls", json!(["/ok", "relative"])),
+            "`ignoreUrls[1]`",
+        ),
         (with("ignoreUrls", json!("/healthz")), "`ignoreUrls`"),
         (with("anonymousUID", json!("zero")), "`anonymousUID`"),
-        (with("tokenFromHeaderName", json!("bad name")), "`tokenFromHeaderName`"),
-        (with("tokenServerTimeoutMs", json!(0)), "`tokenServerTimeoutMs`"),
-        (with("tokenService", json!({"type": "eureka", "serviceName": "a", "port": 1})), "`tokenService`"),
-        (with("tokenServerCluster", json!("raw")), "`tokenServerCluster`"),
+        (
+            with("tokenFromHeaderName", json!("bad name")),
+            "`tokenFromHeaderName`",
+        ),
+        (
+            with("tokenServerTimeoutMs", json!(0)),
+            "`tokenServerTimeoutMs`",
+        ),
+        (
+            with(
+                "tokenService",
+                json!({"type": "eureka", "serviceName": "a", "port": 1}),
+            ),
+            "`tokenService`",
+        ),
+        (
+            with("tokenServerCluster", json!("raw")),
+            "`tokenServerCluster`",
+        ),
         (with("failOpen", json!("yes")), "`failOpen`"),
         (with("cacheTtlSeconds", json!(-1)), "`cacheTtlSeconds`"),
         (config(json!({"_rules_": {}})), "`_rules_`"),
-        (config(json!({"_rules_": [{"uidHeaderName": "x"}]})), "`_rules_[0]`"),
-        (config(json!({"_rules_": [{"_match_route_": ["a"]}, {"_match_domain_": ["b"], "tokenServerPort": -3}]})), "`_rules_[1].tokenServerPort`"),
+        (
+            config(json!({"_rules_": [{"uidHeaderName": "x"}]})),
+            "`_rules_[0]`",
+        ),
+        (
+            config(
+                json!({"_rules_": [{"_match_route_": ["a"]}, {"_match_domain_": ["b"], "tokenServerPort": -3}]}),
+            ),
+            "`_rules_[1].tokenServerPort`",
+        ),
     ];
     for (config, expected) in cases {
         let line = rejection(&config);
-        assert!(line.contains(expected), "{line:?} should mention {expected:?}");
+        assert!(
+            line.contains(expected),
+            "{line:?} should mention {expected:?}"
+        );
         assert!(line.starts_with("easy-jwt: "), "{line}");
     }
 }
@@ -60,7 +119,10 @@ fn it_rejects_bad_configurations_naming_the_key() {
 fn it_warns_about_unknown_keys_but_accepts_the_config() {
     let vm = try_configure(&config(json!({"tokenServerFqdn": "typo"})));
     assert!(vm.configured());
-    assert!(vm.logs().iter().any(|r| r.level == LogLevel::Warn && r.message.contains("`tokenServerFqdn`")));
+    assert!(vm
+        .logs()
+        .iter()
+        .any(|r| r.level == LogLevel::Warn && r.message.contains("`tokenServerFqdn`")));
 }
 
 fn rules_config() -> Vec<u8> {
@@ -80,7 +142,10 @@ fn rules_config() -> Vec<u8> {
 
 #[test]
 fn it_applies_rules_by_route_domain_and_service_first_match_first() {
-    let mut gw = Gateway::start(&rules_config(), Answerer::Fixed(answer(200, r#"{"uid":5}"#)));
+    let mut gw = Gateway::start(
+        &rules_config(),
+        Answerer::Fixed(answer(200, r#"{"uid":5}"#)),
+    );
     let uid_header = |outcome: &Outcome| {
         outcome
             .upstream_headers()
@@ -89,8 +154,17 @@ fn it_applies_rules_by_route_domain_and_service_first_match_first() {
             .map(|(k, _)| k.clone())
             .unwrap_or_default()
     };
-    let route = gw.send(Req::get("/").bearer("t").route("higress-course/ingress-foo").authority("a.example.org"));
-    assert_eq!(uid_header(&route), "x-route", "the first matching rule wins");
+    let route = gw.send(
+        Req::get("/")
+            .bearer("t")
+            .route("higress-course/ingress-foo")
+            .authority("a.example.org"),
+    );
+    assert_eq!(
+        uid_header(&route),
+        "x-route",
+        "the first matching rule wins"
+    );
     let domain = gw.send(Req::get("/").bearer("t").authority("api.example.org:8443"));
     assert_eq!(uid_header(&domain), "x-domain");
     let service = gw.send(Req::get("/").bearer("t").service("outbound|8080||echo.dns"));
@@ -98,15 +172,30 @@ fn it_applies_rules_by_route_domain_and_service_first_match_first() {
     let global = gw.send(Req::get("/").bearer("t").service("outbound|80||echo.dns"));
     assert_eq!(uid_header(&global), "x-global");
     let open = gw.send(Req::get("/anything").route("open/docs"));
-    assert_eq!(open.values("x-global"), vec!["0".to_string()], "rule inherits the global uid header");
+    assert_eq!(
+        open.values("x-global"),
+        vec!["0".to_string()],
+        "rule inherits the global uid header"
+    );
 }
 
 #[test]
 fn it_leaves_unmatched_requests_untouched_without_a_global_config() {
     let cfg = json!({"_rules_": [{"_match_route_": ["protected"], "tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090}]});
-    let mut gw = Gateway::start(cfg.to_string().as_bytes(), Answerer::Fixed(answer(200, r#"{"uid":1}"#)));
-    let outcome = gw.send(Req::get("/x").route("public").header("x-auth-user", "client"));
-    assert_eq!(outcome.values("x-auth-user"), vec!["client".to_string()], "the plugin is not active here");
+    let mut gw = Gateway::start(
+        cfg.to_string().as_bytes(),
+        Answerer::Fixed(answer(200, r#"{"uid":1}"#)),
+    );
+    let outcome = gw.send(
+        Req::get("/x")
+            .route("public")
+            .header("x-auth-user", "client"),
+    );
+    assert_eq!(
+        outcome.values("x-auth-user"),
+        vec!["client".to_string()],
+        "the plugin is not active here"
+    );
     let (status, _) = gw.send(Req::get("/x").route("protected")).error();
     assert_eq!(status, 401);
 }
@@ -116,13 +205,30 @@ fn it_configures_each_worker_vm_and_shares_counters() {
     let clock = manual_clock();
     let env = HostEnv::with_clock(clock.clone());
     let cfg = config(json!({"cacheTtlSeconds": 0}));
-    let mut first = Gateway::start_in(&env, clock.clone(), &cfg, Answerer::Fixed(answer(200, r#"{"uid":1}"#)));
-    let mut second = Gateway::start_in(&env, clock, &cfg, Answerer::Fixed(answer(200, r#"{"uid":2}"#)));
+    let mut first = Gateway::start_in(
+        &env,
+        clock.clone(),
+        &cfg,
+        Answerer::Fixed(answer(200, r#"{"uid":1}"#)),
+    );
+    let mut second = Gateway::start_in(
+        &env,
+        clock,
+        &cfg,
+        Answerer::Fixed(answer(200, r#"{"uid":2}"#)),
+    );
     for vm in [&first.vm, &second.vm] {
         assert!(vm.configured());
-        assert!(vm.logs().iter().any(|r| r.message.contains("easy-jwt: configured")));
+        assert!(vm
+            .logs()
+            .iter()
+            .any(|r| r.message.contains("easy-jwt: configured")));
     }
     assert_eq!(first.send(Req::get("/api").bearer("t")).uid(), "1");
     assert_eq!(second.send(Req::get("/api").bearer("t")).uid(), "2");
-    assert_eq!(first.counter("allowed"), 2, "Envoy sums a counter of every VM under one name");
+    assert_eq!(
+        first.counter("allowed"),
+        2,
+        "Envoy sums a counter of every VM under one name"
+    );
 }

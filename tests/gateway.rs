@@ -1,5 +1,12 @@
 //! The real artifact behind real sockets: the host's gateway (one VM per worker) in front of the
 //! built-in echo upstream, calling the real token server. The same path `make dev` serves.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -16,13 +23,21 @@ struct Running {
 
 impl Running {
     fn start(plugin_config: Vec<u8>, token_server: SocketAddr, workers: usize) -> Running {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let mut cfg = GatewayConfig::new(plugin_path(), plugin_config);
+        cfg.compiled = Some(plugin().clone());
         cfg.clusters.insert(CLUSTER.to_string(), token_server);
         cfg.workers = workers;
         cfg.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let gateway = runtime.block_on(Host::start(cfg)).expect("gateway starts");
-        Running { gateway: Some(gateway), runtime }
+        Running {
+            gateway: Some(gateway),
+            runtime,
+        }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -71,17 +86,26 @@ fn it_authenticates_through_real_sockets() {
     assert_eq!((status, body), (401, json!({"message": "missing token"})));
 
     let bearer = format!("Bearer {token}");
-    let (status, body) = gw.get("/hello", &[("authorization", &bearer), ("x-auth-user", "1")]);
+    let (status, body) = gw.get(
+        "/hello",
+        &[("authorization", &bearer), ("x-auth-user", "1")],
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["path"], "/hello");
     assert_eq!(echoed(&body, "x-auth-user"), vec!["100".to_string()]);
 
     let (status, body) = gw.get("/public/a", &[]);
-    assert_eq!((status, echoed(&body, "x-auth-user")), (200, vec!["0".to_string()]));
+    assert_eq!(
+        (status, echoed(&body, "x-auth-user")),
+        (200, vec!["0".to_string()])
+    );
 
     let forged = format!("Bearer {}", forged_token(100));
     let (status, body) = gw.get("/hello", &[("authorization", &forged)]);
-    assert_eq!((status, body), (401, json!({"message": "token signature is invalid"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"message": "token signature is invalid"}))
+    );
 }
 
 #[test]
@@ -95,7 +119,8 @@ fn it_serves_many_concurrent_clients_with_their_own_uids() {
                 let gw = &gw;
                 scope.spawn(move || {
                     let token = token_server::mint(SECRET, 500 + n, expires);
-                    let (status, body) = gw.get("/api", &[("authorization", &format!("Bearer {token}"))]);
+                    let (status, body) =
+                        gw.get("/api", &[("authorization", &format!("Bearer {token}"))]);
                     (status, echoed(&body, "x-auth-user"), 500 + n)
                 })
             })
@@ -112,21 +137,33 @@ fn it_fails_closed_on_a_real_timeout_and_a_closed_port() {
     let hang = FakeServer::start(Behaviour::Hang);
     let gw = Running::start(config(json!({"tokenServerTimeoutMs": 200})), hang.addr(), 1);
     let (status, body) = gw.get("/api", &[("authorization", "Bearer t")]);
-    assert_eq!((status, body), (401, json!({"message": "token server timeout"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"message": "token server timeout"}))
+    );
 
     let gw = Running::start(config(json!({})), closed_port(), 1);
     let (status, body) = gw.get("/api", &[("authorization", "Bearer t")]);
-    assert_eq!((status, body), (401, json!({"message": "token server unavailable"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"message": "token server unavailable"}))
+    );
 }
 
 #[test]
 fn it_survives_a_client_that_leaves_while_paused() {
     let hang_then_answer = FakeServer::start(Behaviour::Hang);
-    let gw = Running::start(config(json!({"tokenServerTimeoutMs": 300})), hang_then_answer.addr(), 1);
+    let gw = Running::start(
+        config(json!({"tokenServerTimeoutMs": 300})),
+        hang_then_answer.addr(),
+        1,
+    );
     {
         let mut stream = std::net::TcpStream::connect(gw.addr()).unwrap();
         use std::io::Write;
-        stream.write_all(b"GET /api HTTP/1.1\r\nhost: x\r\nauthorization: Bearer t\r\n\r\n").unwrap();
+        stream
+            .write_all(b"GET /api HTTP/1.1\r\nhost: x\r\nauthorization: Bearer t\r\n\r\n")
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50));
     } // dropped while the plugin waits for the token server
     std::thread::sleep(Duration::from_millis(400)); // the call times out and is delivered late

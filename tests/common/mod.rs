@@ -2,7 +2,9 @@
 //! real token server, and a plain HTTP/1.1 client for the gateway tests.
 #![allow(dead_code)]
 
-use easy_jwt_host::vm::{CallOutcome, Event, HttpCall, LocalReply, StreamId, StreamProps, StreamState, VmConfig};
+use easy_jwt_host::vm::{
+    CallOutcome, Event, HttpCall, LocalReply, StreamId, StreamProps, StreamState, VmConfig,
+};
 use easy_jwt_host::{Clock, HostEnv, ManualClock, Plugin, Vm};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -20,7 +22,11 @@ pub const SECRET: &str = "e2e-test-secret";
 /// `plugin.wasm` at the repository root, as `make build` writes it.
 pub fn plugin_path() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugin.wasm");
-    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
     path
 }
 
@@ -32,7 +38,8 @@ pub fn plugin() -> &'static Plugin {
 
 /// The configuration of `deploy/plugin-config.json` with `extra` keys merged over it.
 pub fn config(extra: Value) -> Vec<u8> {
-    let mut base: Value = serde_json::from_str(include_str!("../../deploy/plugin-config.json")).unwrap();
+    let mut base: Value =
+        serde_json::from_str(include_str!("../../deploy/plugin-config.json")).unwrap();
     for (key, value) in extra.as_object().expect("object") {
         base[key] = value.clone();
     }
@@ -60,7 +67,12 @@ impl TokenServer {
 
     /// A token for `uid`, created over HTTP like a client would.
     pub fn create(&self, uid: i64) -> String {
-        let (status, body) = http_json(self.addr(), "POST", "/api/token/create", &json!({ "uid": uid }));
+        let (status, body) = http_json(
+            self.addr(),
+            "POST",
+            "/api/token/create",
+            &json!({ "uid": uid }),
+        );
         assert_eq!(status, 200, "token create: {body}");
         body["token"].as_str().expect("token").to_string()
     }
@@ -98,7 +110,8 @@ impl Req {
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Req {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
@@ -157,7 +170,11 @@ impl Outcome {
     /// The uid the upstream sees (exactly one `x-auth-user` entry is asserted).
     pub fn uid(&self) -> String {
         let values = self.values("x-auth-user");
-        assert_eq!(values.len(), 1, "x-auth-user must reach the upstream exactly once: {values:?}");
+        assert_eq!(
+            values.len(),
+            1,
+            "x-auth-user must reach the upstream exactly once: {values:?}"
+        );
         values[0].clone()
     }
 
@@ -172,11 +189,18 @@ impl Outcome {
     pub fn error(&self) -> (u16, Value) {
         let reply = self.reply();
         assert!(
-            reply.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"),
+            reply
+                .headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v == "application/json"),
             "error replies are JSON: {reply:?}"
         );
-        let body = serde_json::from_slice(&reply.body)
-            .unwrap_or_else(|e| panic!("reply body is not JSON ({e}): {:?}", String::from_utf8_lossy(&reply.body)));
+        let body = serde_json::from_slice(&reply.body).unwrap_or_else(|e| {
+            panic!(
+                "reply body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&reply.body)
+            )
+        });
         (reply.status, body)
     }
 }
@@ -215,14 +239,22 @@ impl Gateway {
     }
 
     /// Another VM in the same "Envoy" (shared data and metrics shared with `env`).
-    pub fn start_in(env: &HostEnv, clock: Arc<ManualClock>, config: &[u8], answerer: Answerer) -> Gateway {
+    pub fn start_in(
+        env: &HostEnv,
+        clock: Arc<ManualClock>,
+        config: &[u8],
+        answerer: Answerer,
+    ) -> Gateway {
         let vm = Vm::start(plugin(), env, vm_config(config, &answerer)).expect("VM starts");
         assert!(vm.configured(), "configuration rejected: {:?}", vm.logs());
         Gateway {
             vm,
             env: env.clone(),
             clock,
-            runtime: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
             answerer,
             calls: Vec::new(),
         }
@@ -285,14 +317,20 @@ impl Gateway {
             Answerer::Http(clusters) => {
                 let addr = clusters.get(&call.cluster).copied();
                 self.runtime
-                    .block_on(easy_jwt_host::gateway::client::perform_call(addr, call.clone()))
+                    .block_on(easy_jwt_host::gateway::client::perform_call(
+                        addr,
+                        call.clone(),
+                    ))
             }
         }
     }
 
     /// Current value of a plugin counter (`easy_jwt.<name>`), 0 when never incremented.
     pub fn counter(&self, name: &str) -> i64 {
-        self.env.metrics.get(&format!("easy_jwt.{name}")).unwrap_or(0)
+        self.env
+            .metrics
+            .get(&format!("easy_jwt.{name}"))
+            .unwrap_or(0)
     }
 
     pub fn log_text(&self) -> String {
@@ -327,7 +365,12 @@ pub fn vm_config(config: &[u8], answerer: &Answerer) -> VmConfig {
 
 /// Starts a VM with `config` and returns it whatever `on_configure` said.
 pub fn try_configure(config: &[u8]) -> Vm {
-    Vm::start(plugin(), &HostEnv::new(), vm_config(config, &Answerer::Fixed(CallOutcome::Reset))).expect("VM starts")
+    Vm::start(
+        plugin(),
+        &HostEnv::new(),
+        vm_config(config, &Answerer::Fixed(CallOutcome::Reset)),
+    )
+    .expect("VM starts")
 }
 
 /// A canned token-server answer.
@@ -343,10 +386,21 @@ pub fn answer(status: u16, body: &str) -> CallOutcome {
 }
 
 /// A minimal blocking HTTP/1.1 exchange (`connection: close`), for tests that talk to servers.
-pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -359,16 +413,29 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
 }
 
 fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
     (status, headers, body)
@@ -376,9 +443,9 @@ fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -391,7 +458,13 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// POST/GET with a JSON body; returns status and parsed JSON.
 pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let bytes = body.to_string();
-    let (status, _, body) = http(addr, method, path, &[("content-type", "application/json")], bytes.as_bytes());
+    let (status, _, body) = http(
+        addr,
+        method,
+        path,
+        &[("content-type", "application/json")],
+        bytes.as_bytes(),
+    );
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
@@ -470,7 +543,9 @@ impl Drop for FakeServer {
 }
 
 fn read_request(stream: &mut TcpStream) {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = stream.read(&mut buf) {
@@ -482,7 +557,10 @@ fn read_request(stream: &mut TcpStream) {
             let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
             let length = head
                 .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
                 .unwrap_or(0);
             if data.len() >= end + 4 + length {
                 break;
