@@ -33,9 +33,11 @@ build: toolchain ## Build plugin.wasm (release, size-tuned; wasm-opt -Oz when in
 build-test-plugins: toolchain ## Build the host's probe and no-op test plugins
 	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin
 
-test: build build-test-plugins ## Unit, host and end-to-end tests of the real artifact, plus deploy checks
+test: build build-test-plugins ## Unit, host and end-to-end tests of the real artifact, deploy checks, README commands
 	$(CARGO) test --locked --workspace
 	$(MAKE) --no-print-directory test-deploy
+	$(CARGO) build --locked -p token-server -p easy-jwt-host --bin token-server --bin easy-jwt-gateway
+	tests/readme_commands.sh target/debug
 
 test-unit: ## Unit tests of the plugin core only (no wasm needed)
 	$(CARGO) test --locked -p easy-jwt --lib
@@ -44,11 +46,10 @@ test-deploy: ## Check envoy.yaml, docker-compose.yaml and the Higress manifests
 	python3 tests/deploy/check_manifests.py target/higress-delivered.json
 
 dev: build ## Run the plugin here: token server on :9090, gateway on :10000 (Ctrl-C stops both)
-	$(CARGO) build --locked --release -p token-server -p easy-jwt-host
-	@set -m; trap 'kill 0' EXIT INT TERM; \
-	target/release/token-server --bind 127.0.0.1:9090 & \
-	target/release/easy-jwt-gateway --plugin plugin.wasm --config deploy/plugin-config.json; \
-	wait
+	$(CARGO) build --locked --release -p token-server -p easy-jwt-host --bin token-server --bin easy-jwt-gateway
+	@trap 'kill $$ts 2>/dev/null' EXIT INT TERM; \
+	target/release/token-server --bind 127.0.0.1:9090 & ts=$$!; \
+	target/release/easy-jwt-gateway --plugin plugin.wasm --config deploy/plugin-config.json
 
 run: build ## docker compose up (Higress gateway image + token server + echo server)
 	docker compose up --build
