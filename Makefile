@@ -42,8 +42,10 @@ test: build build-test-plugins ## Unit, host and end-to-end tests of the real ar
 test-unit: ## Unit tests of the plugin core only (no wasm needed)
 	$(CARGO) test --locked -p easy-jwt --lib
 
-test-deploy: ## Check envoy.yaml, docker-compose.yaml and the Higress manifests
+test-deploy: ## Check envoy.yaml (as an Envoy v3 Bootstrap), docker-compose.yaml and the Higress manifests
 	python3 tests/deploy/check_manifests.py target/higress-delivered.json
+	python3 tests/deploy/check_envoy_bootstrap.py
+	docker-compose -f docker-compose.yaml config -q && echo "docker-compose config: ok"
 
 dev: build ## Run the plugin here: token server on :9090, gateway on :10000 (Ctrl-C stops both)
 	$(CARGO) build --locked --release -p token-server -p easy-jwt-host --bin token-server --bin easy-jwt-gateway
