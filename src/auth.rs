@@ -11,8 +11,8 @@
 //!            anything else / reset ───▶ Reply(tokenServerFailureStatusCode)   [token_server_failure]
 //!                                       or, with failOpen, Continue(no uid, marker) [fail_open]
 //! ```
-//! Every `Continue` replaces the uid header and the mapped headers, so a client-sent copy never
-//! reaches the upstream.
+//! Every `Continue` replaces the uid header and the mapped headers (and, with `failOpen`, the
+//! fail-open marker), so a client-sent copy never reaches the upstream.
 
 use crate::config::{Config, FAIL_OPEN_HEADER};
 use crate::reply::Reply;
@@ -80,8 +80,11 @@ pub enum Verdict {
 
 /// Decides what to do with a request, before any call.
 pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
-    let path = request.header(":path").unwrap_or_default();
-    if config.ignore.ignores(&path) {
+    if !config.ignore.is_empty()
+        && config
+            .ignore
+            .ignores(&request.header(":path").unwrap_or_default())
+    {
         return Step::Decided(anonymous(config, Stat::Ignored, Vec::new()));
     }
     let found = match config.sources.extract(request) {
@@ -270,7 +273,11 @@ fn identity_edits(
     for ((_, header), value) in config.response_headers.iter().zip(fields) {
         edits.push(set_or_remove(header, value.as_deref()));
     }
-    edits.push(set_or_remove(FAIL_OPEN_HEADER, fail_open.then_some("true")));
+    // The marker only means something where failing open is possible; elsewhere the plugin
+    // never sets it and leaves the header alone (one hostcall less per request).
+    if config.fail_open {
+        edits.push(set_or_remove(FAIL_OPEN_HEADER, fail_open.then_some("true")));
+    }
     edits
 }
 
@@ -356,7 +363,7 @@ mod tests {
         assert_eq!(
             decision,
             Step::Decided(Decision::Continue {
-                edits: vec![set("x-auth-user", "0"), remove(FAIL_OPEN_HEADER)],
+                edits: vec![set("x-auth-user", "0")],
                 stat: Stat::Ignored
             })
         );
@@ -390,7 +397,7 @@ mod tests {
         assert_eq!(
             decision,
             Step::Decided(Decision::Continue {
-                edits: vec![set("x-auth-user", "42"), remove(FAIL_OPEN_HEADER)],
+                edits: vec![set("x-auth-user", "42")],
                 stat: Stat::Anonymous
             })
         );

@@ -9,6 +9,7 @@
 
 use crate::auth::{json_fields, Identity};
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 /// Cache settings of one configuration scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +50,11 @@ struct Entry {
 }
 
 /// The per-VM cache. Keys are `scope` + token, so two configurations never share an entry.
+/// The insertion queue shares each key with the map (`Rc<str>`), so a key is stored once.
 #[derive(Debug, Default)]
 pub struct AuthCache {
-    entries: HashMap<String, Entry>,
-    order: VecDeque<(String, u64)>,
+    entries: HashMap<Rc<str>, Entry>,
+    order: VecDeque<(Rc<str>, u64)>,
     generation: u64,
 }
 
@@ -74,13 +76,15 @@ impl AuthCache {
         }
         self.generation += 1;
         let generation = self.generation;
-        let fresh = !self.entries.contains_key(&key);
-        while fresh && self.entries.len() >= max_entries {
-            if !self.evict_oldest() {
-                break;
+        let key: Rc<str> = match self.entries.get_key_value(key.as_str()) {
+            Some((existing, _)) => Rc::clone(existing),
+            None => {
+                while self.entries.len() >= max_entries && self.evict_oldest() {}
+                self.reserve_for_churn(max_entries);
+                Rc::from(key)
             }
-        }
-        self.order.push_back((key.clone(), generation));
+        };
+        self.order.push_back((Rc::clone(&key), generation));
         self.entries.insert(
             key,
             Entry {
@@ -89,7 +93,7 @@ impl AuthCache {
                 generation,
             },
         );
-        if self.order.len() > 2 * max_entries {
+        if self.order.len() > max_entries + max_entries / 4 + 16 {
             self.compact();
         }
     }
@@ -103,14 +107,25 @@ impl AuthCache {
         self.entries.is_empty()
     }
 
+    /// Once the cache is full, sizes the map for twice its bound: hashbrown then always cleans up
+    /// removed slots in place instead of doubling the table under insert/evict churn, so the
+    /// guest memory of a full cache stays flat.
+    fn reserve_for_churn(&mut self, max_entries: usize) {
+        let full = self.entries.len() + 1 >= max_entries;
+        let wanted = max_entries.saturating_mul(2);
+        if full && self.entries.capacity() < wanted {
+            self.entries.reserve(wanted - self.entries.len());
+        }
+    }
+
     fn evict_oldest(&mut self) -> bool {
         while let Some((key, generation)) = self.order.pop_front() {
             if self
                 .entries
-                .get(&key)
+                .get(&*key)
                 .is_some_and(|e| e.generation == generation)
             {
-                self.entries.remove(&key);
+                self.entries.remove(&*key);
                 return true;
             }
         }
@@ -122,7 +137,7 @@ impl AuthCache {
         let entries = &self.entries;
         self.order.retain(|(key, generation)| {
             entries
-                .get(key)
+                .get(&**key)
                 .is_some_and(|e| e.generation == *generation)
         });
     }
@@ -292,7 +307,10 @@ mod tests {
         for round in 0..100 {
             cache.insert("k4".into(), id("x"), 1000 + round, 3);
         }
-        assert!(cache.order.len() <= 6);
+        assert!(
+            cache.order.len() <= 3 + 16 + 1,
+            "stale queue records are compacted"
+        );
     }
 
     #[test]

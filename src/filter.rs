@@ -22,7 +22,7 @@ use crate::token;
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -234,6 +234,7 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
+        follow_host_log_level();
         let bytes = hostio::buffer(Buffer::PluginConfiguration, usize::MAX);
         match RuleSet::parse(&bytes) {
             Ok(parsed) => {
@@ -499,6 +500,20 @@ impl Filter {
             flight.followers.retain(|f| f.context_id != self.id);
         }
     }
+}
+
+/// Logs below Envoy's `wasm` log level are skipped inside the VM: no formatting, no hostcall.
+fn follow_host_log_level() {
+    let level = match hostio::log_level() {
+        Some(0) => LogLevel::Trace,
+        Some(1) => LogLevel::Debug,
+        Some(2) => LogLevel::Info,
+        Some(3) => LogLevel::Warn,
+        Some(4) => LogLevel::Error,
+        Some(_) => LogLevel::Critical,
+        None => return,
+    };
+    proxy_wasm::set_log_level(level);
 }
 
 /// Dispatches the auth call for `token`; the SDK routes the answer to the active context.

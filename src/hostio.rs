@@ -93,6 +93,7 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_shared_data(
@@ -225,6 +226,13 @@ pub fn now_secs() -> u64 {
         OK => nanos / 1_000_000_000,
         _ => 0,
     }
+}
+
+/// The level of Envoy's `wasm` logger (0 trace … 5 critical), if the host tells.
+pub fn log_level() -> Option<u32> {
+    let mut level = 0u32;
+    // SAFETY: pointer to a live local.
+    (unsafe { proxy_get_log_level(&mut level) } == OK).then_some(level)
 }
 
 /// Makes later hostcalls act on another stream of this VM (host-semantics §5).

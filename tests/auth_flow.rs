@@ -236,7 +236,7 @@ fn it_takes_tokens_from_query_and_cookie_and_strips_them() {
 fn it_maps_response_fields_and_replaces_client_copies() {
     let mut gw = Gateway::start(
         &config(
-            json!({"authResponseHeaders": {"role": "x-auth-role", "tenant": "x-tenant"}, "uidHeaderName": "x-user-id"}),
+            json!({"authResponseHeaders": {"role": "x-auth-role", "tenant": "x-tenant"}, "uidHeaderName": "x-user-id", "failOpen": true}),
         ),
         Answerer::Fixed(answer(200, r#"{"uid":"12","role":"admin"}"#)),
     );

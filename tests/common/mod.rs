@@ -1,6 +1,14 @@
 //! Shared harness of the end-to-end tests: the real `plugin.wasm` in the Envoy-faithful host, the
 //! real token server, and a plain HTTP/1.1 client for the gateway tests.
 #![allow(dead_code)]
+// Test harness: a failed setup step must stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use easy_jwt_host::vm::{
     CallOutcome, Event, HttpCall, LocalReply, StreamId, StreamProps, StreamState, VmConfig,
@@ -573,4 +581,48 @@ fn read_request(stream: &mut TcpStream) {
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// A server that reads each request, then writes `bytes` one at a time, `delay` apart (a slow
+/// drip answer); stops when dropped.
+pub fn drip_server(bytes: Vec<u8>, delay: Duration) -> FakeServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let (bytes, flag) = (bytes.clone(), flag.clone());
+            std::thread::spawn(move || {
+                stream.set_nonblocking(false).unwrap();
+                read_request(&mut stream);
+                for byte in bytes {
+                    if flag.load(std::sync::atomic::Ordering::Relaxed)
+                        || stream.write_all(&[byte]).is_err()
+                    {
+                        return;
+                    }
+                    let _ = stream.flush();
+                    std::thread::sleep(delay);
+                }
+            });
+        }
+    });
+    FakeServer { addr, stop }
+}
+
+/// A raw HTTP/1.1 answer with `content-length`.
+pub fn raw_answer(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut raw = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
 }
