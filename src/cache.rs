@@ -44,7 +44,9 @@ impl Default for CacheSettings {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    identity: Identity,
+    /// The identity in its packed text form ([`pack`]): one allocation per entry keeps a full,
+    /// churning cache from fragmenting the guest heap.
+    identity: Box<str>,
     expires_at: u64,
     generation: u64,
 }
@@ -63,7 +65,7 @@ impl AuthCache {
     pub fn get(&mut self, key: &str, now: u64) -> Option<Identity> {
         let entry = self.entries.get(key)?;
         if entry.expires_at > now {
-            return Some(entry.identity.clone());
+            return unpack(&entry.identity);
         }
         self.entries.remove(key);
         None
@@ -88,7 +90,7 @@ impl AuthCache {
         self.entries.insert(
             key,
             Entry {
-                identity,
+                identity: pack(&identity).into_boxed_str(),
                 expires_at,
                 generation,
             },
@@ -211,11 +213,10 @@ pub fn shared_key(scope: &str, token: &str, slots: u32) -> String {
     format!("easy-jwt.cache.{scope}.{slot}")
 }
 
-/// The value stored in a shared slot: `expires_at`, the token, the uid and each mapped field
-/// (`-` for absent, `+value` for present), one per line. Tokens, uids and header values never
-/// contain a newline (they are validated before they get here).
-pub fn encode_shared(token: &str, identity: &Identity, expires_at: u64) -> Vec<u8> {
-    let mut out = format!("{expires_at}\n{token}\n{}", identity.uid);
+/// An identity as text: the uid, then each mapped field (`+value` present, `-` absent), one
+/// per line. Uids and header values never contain a newline (validated before they get here).
+fn pack(identity: &Identity) -> String {
+    let mut out = identity.uid.clone();
     for field in &identity.fields {
         out.push('\n');
         match field {
@@ -226,17 +227,11 @@ pub fn encode_shared(token: &str, identity: &Identity, expires_at: u64) -> Vec<u
             None => out.push('-'),
         }
     }
-    out.into_bytes()
+    out
 }
 
-/// The identity in a shared slot, if the slot holds *this* token and is fresh.
-pub fn decode_shared(bytes: &[u8], token: &str, now: u64) -> Option<(Identity, u64)> {
-    let text = std::str::from_utf8(bytes).ok()?;
+fn unpack(text: &str) -> Option<Identity> {
     let mut lines = text.split('\n');
-    let expires_at: u64 = lines.next()?.parse().ok()?;
-    if lines.next()? != token || expires_at <= now {
-        return None;
-    }
     let uid = lines.next()?.to_string();
     let fields = lines
         .map(|line| match line.strip_prefix('+') {
@@ -244,7 +239,25 @@ pub fn decode_shared(bytes: &[u8], token: &str, now: u64) -> Option<(Identity, u
             None => (line == "-").then_some(None),
         })
         .collect::<Option<Vec<_>>>()?;
-    Some((Identity { uid, fields }, expires_at))
+    Some(Identity { uid, fields })
+}
+
+/// The value stored in a shared slot: `expires_at`, the token, then the packed identity, one per
+/// line.
+pub fn encode_shared(token: &str, identity: &Identity, expires_at: u64) -> Vec<u8> {
+    format!("{expires_at}\n{token}\n{}", pack(identity)).into_bytes()
+}
+
+/// The identity in a shared slot, if the slot holds *this* token and is fresh.
+pub fn decode_shared(bytes: &[u8], token: &str, now: u64) -> Option<(Identity, u64)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (expires_at, rest) = text.split_once('\n')?;
+    let (stored_token, packed) = rest.split_once('\n')?;
+    let expires_at: u64 = expires_at.parse().ok()?;
+    if stored_token != token || expires_at <= now {
+        return None;
+    }
+    Some((unpack(packed)?, expires_at))
 }
 
 #[cfg(test)]
