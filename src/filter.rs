@@ -10,192 +10,24 @@
 //! first, its answer is dropped by the SDK (the context is gone), so the root re-dispatches the
 //! call on its next tick and resolves the followers itself.
 
-use crate::auth::{self, AuthResponse, Decision, Identity, Pending, Step, Verdict};
-use crate::cache::{self, AuthCache};
+use crate::actions::{carry_out, dispatch, local_reply};
+use crate::auth::{self, Pending, Step};
 use crate::config::Config;
 use crate::hostio::{self, Buffer, Map};
 use crate::reply::Reply;
-use crate::request::{HeaderEdit, RequestView};
+use crate::request::RequestView;
 use crate::rules::RuleSet;
+use crate::shared::{Answer, Counters, Flight, Follower, Shared};
 use crate::stats::Stat;
 use crate::token;
 use log::{debug, error, info, warn};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Largest token-server answer read; a longer one is an invalid answer (fail closed).
-const MAX_AUTH_BODY: usize = 64 * 1024;
 /// Tick period while orphaned followers wait for the root to re-dispatch their call.
 const ORPHAN_TICK_MS: u32 = 1;
-
-/// Per-VM counters (ids are per VM; Envoy sums them across VMs by name).
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    ids: [Option<u32>; Stat::ALL.len()],
-}
-
-impl Counters {
-    fn define() -> Counters {
-        let mut counters = Counters::default();
-        for stat in Stat::ALL {
-            match hostio::define_counter(stat.name()) {
-                Ok(id) => {
-                    if let Some(slot) = counters.ids.get_mut(stat.index()) {
-                        *slot = Some(id);
-                    }
-                }
-                Err(status) => warn!("easy-jwt: cannot define counter {}: {status}", stat.name()),
-            }
-        }
-        counters
-    }
-
-    fn count(&self, stat: Stat) {
-        if let Some(Some(id)) = self.ids.get(stat.index()) {
-            let _ = hostio::increment(*id);
-        }
-    }
-}
-
-/// A request waiting for another stream's call.
-struct Follower {
-    context_id: u32,
-    config: Rc<Config>,
-    pending: Pending,
-}
-
-/// Followers of one in-flight call; `orphaned` once the leader's stream has ended.
-#[derive(Default)]
-struct Flight {
-    followers: Vec<Follower>,
-    orphaned: bool,
-}
-
-/// What the root and every stream of one VM share.
-#[derive(Default)]
-struct Shared {
-    counters: Counters,
-    cache: RefCell<AuthCache>,
-    flights: RefCell<HashMap<String, Flight>>,
-}
-
-/// A token-server answer read from the host.
-struct Answer {
-    status: Option<u16>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn read(body_size: usize) -> Answer {
-        let status = hostio::header(Map::CallResponseHeaders, ":status")
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<u16>().ok());
-        let body = if body_size <= MAX_AUTH_BODY {
-            hostio::buffer(Buffer::CallResponseBody, body_size)
-        } else {
-            warn!("easy-jwt: token server answer of {body_size} bytes ignored");
-            Vec::new()
-        };
-        Answer { status, body }
-    }
-
-    fn view(&self) -> AuthResponse<'_> {
-        AuthResponse {
-            status: self.status,
-            body: &self.body,
-        }
-    }
-}
-
-impl Shared {
-    fn cache_key(config: &Config, token: &str) -> String {
-        format!("{}:{token}", config.scope)
-    }
-
-    /// A cached identity: this VM's map first, then the shared slot.
-    fn cached(&self, config: &Config, token: &str) -> Option<Identity> {
-        let settings = config.cache;
-        if !settings.enabled() {
-            return None;
-        }
-        let now = hostio::now_secs();
-        let key = Shared::cache_key(config, token);
-        if let Some(identity) = self.cache.borrow_mut().get(&key, now) {
-            return Some(identity);
-        }
-        if settings.shared_slots == 0 {
-            return None;
-        }
-        let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
-        let (identity, expires_at) =
-            cache::decode_shared(&hostio::shared_data(&slot)?, token, now)?;
-        self.cache
-            .borrow_mut()
-            .insert(key, identity.clone(), expires_at, settings.max_entries);
-        Some(identity)
-    }
-
-    /// Caches an allowed answer (never failures, denials or fail-open passes).
-    fn remember(&self, config: &Config, token: &str, verdict: &Verdict) {
-        let Verdict::Allowed(identity) = verdict else {
-            return;
-        };
-        let settings = config.cache;
-        if !settings.enabled() {
-            return;
-        }
-        let Some(expires_at) = cache::expiry(token, hostio::now_secs(), settings.ttl_secs) else {
-            return;
-        };
-        let key = Shared::cache_key(config, token);
-        self.cache
-            .borrow_mut()
-            .insert(key, identity.clone(), expires_at, settings.max_entries);
-        if settings.shared_slots > 0 {
-            let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
-            let value = cache::encode_shared(token, identity, expires_at);
-            if let Err(status) = hostio::set_shared_data(&slot, &value) {
-                warn!("easy-jwt: cannot write shared cache slot: {status}");
-            }
-        }
-    }
-
-    /// Resolves every follower of `key` with `answer`, each under its own configuration.
-    fn release(&self, key: &str, answer: &Answer) {
-        let flight = self.flights.borrow_mut().remove(key);
-        for follower in flight.map(|f| f.followers).unwrap_or_default() {
-            if hostio::set_effective_context(follower.context_id).is_err() {
-                continue;
-            }
-            let decision = auth::on_response(&follower.config, follower.pending, answer.view());
-            self.finish(follower.context_id, decision);
-        }
-    }
-
-    /// Fails every follower of `key` (the re-dispatch was refused).
-    fn fail_followers(&self, key: &str) {
-        let flight = self.flights.borrow_mut().remove(key);
-        for follower in flight.map(|f| f.followers).unwrap_or_default() {
-            if hostio::set_effective_context(follower.context_id).is_ok() {
-                let decision = auth::on_dispatch_error(&follower.config, follower.pending);
-                self.finish(follower.context_id, decision);
-            }
-        }
-    }
-
-    /// Carries out the decision that ends a paused request, on the effective context.
-    fn finish(&self, context_id: u32, decision: Decision) {
-        if carry_out(context_id, &self.counters, decision) == Action::Continue {
-            if let Err(status) = hostio::resume_request() {
-                warn!("#{context_id} easy-jwt: resume failed: {status}");
-            }
-        }
-    }
-}
 
 /// The root context: configuration, counters, cache and in-flight calls of this VM.
 #[derive(Default)]
@@ -516,94 +348,9 @@ fn follow_host_log_level() {
     proxy_wasm::set_log_level(level);
 }
 
-/// Dispatches the auth call for `token`; the SDK routes the answer to the active context.
-fn dispatch(config: &Config, token: &str) -> Result<u32, ()> {
-    let server = &config.token_server;
-    let headers = vec![
-        (":method", "POST"),
-        (":path", server.path.as_str()),
-        (":authority", server.authority.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let body = auth::call_body(token);
-    hostcalls::dispatch_http_call(
-        &server.cluster,
-        headers,
-        Some(&body),
-        vec![],
-        server.timeout,
-    )
-    .map_err(|status| {
-        let status = hostio::Status(status as u32);
-        error!(
-            "easy-jwt: cannot call the token server: Envoy refused cluster `{}` ({status}). \
-             The cluster must exist in Envoy: on Higress register the service in the McpBridge \
-             named `default` (or set global.onlyPushRouteCluster=false); on plain Envoy add it \
-             to the clusters of envoy.yaml",
-            server.cluster
-        );
-    })
-}
-
-/// Applies a final decision on the effective context; returns `Continue` when the request may
-/// go on (the caller resumes it if it was paused).
-fn carry_out(context_id: u32, counters: &Counters, decision: Decision) -> Action {
-    match decision {
-        Decision::Continue { edits, stat } => {
-            counters.count(stat);
-            apply_edits(context_id, &edits);
-            Action::Continue
-        }
-        Decision::Reply { reply, stat } => {
-            counters.count(stat);
-            debug!(
-                "#{context_id} easy-jwt: {}: replying {}",
-                stat.name(),
-                reply.status
-            );
-            local_reply(context_id, &reply, details(stat))
-        }
-    }
-}
-
-fn apply_edits(context_id: u32, edits: &[HeaderEdit]) {
-    for edit in edits {
-        let result = match edit {
-            HeaderEdit::Set(name, value) => {
-                hostio::replace_header(Map::RequestHeaders, name, value)
-            }
-            HeaderEdit::Remove(name) => hostio::remove_header(Map::RequestHeaders, name),
-        };
-        if let Err(status) = result {
-            let name = match edit {
-                HeaderEdit::Set(name, _) | HeaderEdit::Remove(name) => name,
-            };
-            warn!("#{context_id} easy-jwt: editing header {name} failed: {status}");
-        }
-    }
-}
-
-fn local_reply(context_id: u32, reply: &Reply, details: &str) -> Action {
-    if let Err(status) =
-        hostio::send_local_response(reply.status, details, &reply.body, &Reply::HEADERS)
-    {
-        warn!("#{context_id} easy-jwt: local reply failed: {status}");
-    }
-    Action::Pause
-}
-
 fn not_configured() -> Reply {
     Reply {
         status: 503,
         body: br#"{"message":"authentication plugin not configured"}"#.to_vec(),
-    }
-}
-
-/// Envoy response-code details for each refusal.
-fn details(stat: Stat) -> &'static str {
-    match stat {
-        Stat::TokenMissing => "easy_jwt.token_missing",
-        Stat::Denied => "easy_jwt.denied",
-        _ => "easy_jwt.token_server_failure",
     }
 }

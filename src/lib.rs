@@ -19,9 +19,11 @@
 //! - [`request`] — the read-only request view and header edits;
 //! - [`stats`]   — the Envoy counters.
 //!
-//! The adapter carries decisions out: `filter` (root and HTTP contexts) over `hostio` (raw
-//! hostcalls that report errors instead of panicking).
+//! The adapter carries decisions out: `filter` (root and HTTP contexts), `shared` (per-VM
+//! counters, cache glue and coalesced calls), `actions` (decisions → hostcalls), all over
+//! `hostio` (raw hostcalls that report errors instead of panicking).
 
+mod actions;
 pub mod auth;
 pub mod cache;
 pub mod cluster;
@@ -32,6 +34,7 @@ pub mod matcher;
 pub mod reply;
 pub mod request;
 pub mod rules;
+mod shared;
 pub mod stats;
 pub mod token;
 
