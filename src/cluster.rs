@@ -219,18 +219,6 @@ impl Service {
             | Service::Consul { service_name, .. } => service_name.clone(),
         }
     }
-
-    /// The port of the source (0 is rejected by configuration validation).
-    pub fn port(&self) -> u16 {
-        match self {
-            Service::Fqdn { port, .. }
-            | Service::Static { port, .. }
-            | Service::Dns { port, .. }
-            | Service::K8s { port, .. }
-            | Service::Nacos { port, .. }
-            | Service::Consul { port, .. } => *port,
-        }
-    }
 }
 
 #[cfg(test)]
