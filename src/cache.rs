@@ -58,6 +58,8 @@ pub struct AuthCache {
     entries: HashMap<Rc<str>, Entry>,
     order: VecDeque<(Rc<str>, u64)>,
     generation: u64,
+    /// The bound the map was last sized for (see `reserve_for_churn`).
+    reserved_for: usize,
 }
 
 impl AuthCache {
@@ -112,11 +114,15 @@ impl AuthCache {
     /// Once the cache is full, sizes the map for twice its bound: hashbrown then always cleans up
     /// removed slots in place instead of doubling the table under insert/evict churn, so the
     /// guest memory of a full cache stays flat.
+    /// Sized once per bound: `capacity()` shrinks as removed slots accumulate, and reserving
+    /// again on that basis would itself double the table.
     fn reserve_for_churn(&mut self, max_entries: usize) {
         let full = self.entries.len() + 1 >= max_entries;
-        let wanted = max_entries.saturating_mul(2);
-        if full && self.entries.capacity() < wanted {
-            self.entries.reserve(wanted - self.entries.len());
+        if full && self.reserved_for != max_entries {
+            self.reserved_for = max_entries;
+            let wanted = max_entries.saturating_mul(2);
+            self.entries
+                .reserve(wanted.saturating_sub(self.entries.len()));
         }
     }
 
