@@ -117,7 +117,7 @@ scenario() {
     admin=$(free_port)
     target/release/easy-jwt-gateway --plugin "$plugin" --config "$config" \
         --listen "127.0.0.1:$port" --admin "127.0.0.1:$admin" --workers "$WORKERS" \
-        --cluster "$CLUSTER=127.0.0.1:$TOKEN_PORT" >"$log" 2>&1 &
+        --log-level info --cluster "$CLUSTER=127.0.0.1:$TOKEN_PORT" >"$log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     wait_ready "http://127.0.0.1:$admin/ready" "$pid" "$log"

@@ -270,3 +270,29 @@ fn it_never_logs_a_whole_token() {
         "a token leaked into the logs: {logs}"
     );
 }
+
+#[test]
+fn it_formats_no_log_line_below_envoys_wasm_level() {
+    use easy_jwt_host::vm::LogLevel;
+    let server = TokenServer::start();
+    let token = server.create(12);
+    for (level, quiet) in [(LogLevel::Info, true), (LogLevel::Trace, false)] {
+        let cfg = config(json!({"cacheTtlSeconds": 0}));
+        let mut gw = Gateway::at_log_level(&cfg, http_answerer(server.addr()), level);
+        assert_eq!(gw.send(Req::get("/api").bearer(&token)).uid(), "12");
+        assert_eq!(gw.send(Req::get("/api")).error().0, 401);
+        if quiet {
+            assert_eq!(
+                gw.vm.dropped_logs(),
+                0,
+                "debug lines were sent although Envoy drops them"
+            );
+        } else {
+            assert!(
+                gw.log_text().contains("checking token"),
+                "{}",
+                gw.log_text()
+            );
+        }
+    }
+}

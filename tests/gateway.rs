@@ -12,8 +12,10 @@ mod common;
 
 use common::*;
 use easy_jwt_host::gateway::{Gateway as Host, GatewayConfig};
+use easy_jwt_host::vm::LogLevel;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 struct Running {
@@ -23,6 +25,16 @@ struct Running {
 
 impl Running {
     fn start(plugin_config: Vec<u8>, token_server: SocketAddr, workers: usize) -> Running {
+        Running::start_with(plugin_config, token_server, workers, |_| {})
+    }
+
+    /// Like `start`, with a last say on the gateway configuration.
+    fn start_with(
+        plugin_config: Vec<u8>,
+        token_server: SocketAddr,
+        workers: usize,
+        adjust: impl FnOnce(&mut GatewayConfig),
+    ) -> Running {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -33,6 +45,7 @@ impl Running {
         cfg.clusters.insert(CLUSTER.to_string(), token_server);
         cfg.workers = workers;
         cfg.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        adjust(&mut cfg);
         let gateway = runtime.block_on(Host::start(cfg)).expect("gateway starts");
         Running {
             gateway: Some(gateway),
@@ -207,4 +220,34 @@ fn it_exposes_counters_after_a_known_traffic_mix() {
     // The second request with the same token is answered by the cache: the local map if it ran
     // on the same worker, the shared slot if not.
     assert_eq!(value("cache_hit"), 1, "{stats}");
+}
+
+#[test]
+fn it_applies_the_wasm_log_level_of_the_gateway() {
+    let server = TokenServer::start();
+    let token = server.create(6);
+    let bearer = format!("Bearer {token}");
+    for (level, expect_debug) in [(LogLevel::Info, false), (LogLevel::Debug, true)] {
+        let lines: Arc<Mutex<Vec<(LogLevel, String)>>> = Arc::default();
+        let sink = lines.clone();
+        let gw = Running::start_with(config(json!({})), server.addr(), 1, move |cfg| {
+            cfg.log_level = level;
+            cfg.log_sink = Some(Arc::new(move |_, record| {
+                sink.lock()
+                    .unwrap()
+                    .push((record.level, record.message.clone()));
+            }));
+        });
+        let (status, _) = gw.get("/hello", &[("authorization", &bearer)]);
+        assert_eq!(status, 200);
+        let lines = lines.lock().unwrap();
+        let debug = lines
+            .iter()
+            .any(|(lvl, msg)| *lvl == LogLevel::Debug && msg.contains("checking token"));
+        assert_eq!(debug, expect_debug, "level {level:?}: {lines:?}");
+        assert!(
+            lines.iter().all(|(lvl, _)| *lvl >= level),
+            "nothing below {level:?} reaches the log: {lines:?}"
+        );
+    }
 }

@@ -117,6 +117,8 @@ pub struct VmState {
     pub env: HostEnv,
     pub phase: Phase,
     pub logs: Vec<LogRecord>,
+    /// `proxy_log` calls below the logger level: Envoy drops them, but the call was made.
+    pub dropped_logs: u64,
     pub memory: Option<Memory>,
     pub alloc: Option<TypedFunc<u32, u32>>,
     pub next_context_id: u32,
@@ -146,6 +148,7 @@ impl VmState {
             env,
             phase: Phase::Startup,
             logs: Vec::new(),
+            dropped_logs: 0,
             memory: None,
             alloc: None,
             next_context_id: ROOT_CONTEXT_ID,
@@ -181,6 +184,8 @@ impl VmState {
     pub fn log(&mut self, level: LogLevel, message: String) {
         if level >= self.cfg.log_level {
             self.logs.push(LogRecord { level, message });
+        } else {
+            self.dropped_logs += 1;
         }
     }
 

@@ -69,6 +69,12 @@ impl Vm {
         std::mem::take(&mut self.store.data_mut().logs)
     }
 
+    /// How many log lines the plugin sent below the logger level (wasted hostcalls: a plugin
+    /// that follows `proxy_get_log_level` sends none).
+    pub fn dropped_logs(&self) -> u64 {
+        self.store.data().dropped_logs
+    }
+
     /// Guest linear memory size in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.store

@@ -11,7 +11,8 @@
 )]
 
 use easy_jwt_host::vm::{
-    CallOutcome, Event, HttpCall, LocalReply, StreamId, StreamProps, StreamState, VmConfig,
+    CallOutcome, Event, HttpCall, LocalReply, LogLevel, StreamId, StreamProps, StreamState,
+    VmConfig,
 };
 use easy_jwt_host::{Clock, HostEnv, ManualClock, Plugin, Vm};
 use serde_json::{json, Value};
@@ -246,6 +247,16 @@ impl Gateway {
         Gateway::start_in(&env, clock, config, answerer)
     }
 
+    /// A VM whose `wasm` logger runs at `level` (Envoy `--component-log-level wasm:<level>`).
+    pub fn at_log_level(config: &[u8], answerer: Answerer, level: LogLevel) -> Gateway {
+        let clock = manual_clock();
+        let env = HostEnv::with_clock(clock.clone() as Arc<dyn Clock>);
+        let mut vm_cfg = vm_config(config, &answerer);
+        vm_cfg.log_level = level;
+        let vm = Vm::start(plugin(), &env, vm_cfg).expect("VM starts");
+        Gateway::around(vm, env, clock, answerer)
+    }
+
     /// Another VM in the same "Envoy" (shared data and metrics shared with `env`).
     pub fn start_in(
         env: &HostEnv,
@@ -254,10 +265,14 @@ impl Gateway {
         answerer: Answerer,
     ) -> Gateway {
         let vm = Vm::start(plugin(), env, vm_config(config, &answerer)).expect("VM starts");
+        Gateway::around(vm, env.clone(), clock, answerer)
+    }
+
+    fn around(vm: Vm, env: HostEnv, clock: Arc<ManualClock>, answerer: Answerer) -> Gateway {
         assert!(vm.configured(), "configuration rejected: {:?}", vm.logs());
         Gateway {
             vm,
-            env: env.clone(),
+            env,
             clock,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()

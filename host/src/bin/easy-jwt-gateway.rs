@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use easy_jwt_host::gateway::{Gateway, GatewayConfig, LogSink, Upstream, CANARY_WORKER};
-use easy_jwt_host::vm::LogRecord;
+use easy_jwt_host::vm::{LogLevel, LogRecord};
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -53,6 +53,10 @@ struct Args {
     /// Skip the plugin instead of answering 503 once its VM has failed.
     #[arg(long)]
     fail_open: bool,
+    /// Level of the `wasm` logger (trace, debug, info, warn, error, critical), as Envoy's
+    /// `--component-log-level wasm:<level>`; the plugin skips lines below it.
+    #[arg(long, default_value = "debug", value_parser = parse_log_level)]
+    log_level: LogLevel,
 }
 
 #[tokio::main]
@@ -96,6 +100,7 @@ fn gateway_config(args: &Args, plugin_configuration: Vec<u8>) -> GatewayConfig {
     cfg.route_name = args.route_name.clone();
     cfg.cluster_name = args.cluster_name.clone();
     cfg.fail_open = args.fail_open;
+    cfg.log_level = args.log_level;
     let sink: LogSink = Arc::new(print_log);
     cfg.log_sink = Some(sink);
     cfg
@@ -205,4 +210,19 @@ fn resolve(text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("bad address {text:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("address {text:?} resolves to nothing"))
+}
+
+/// `--log-level` values, named as Envoy names them.
+fn parse_log_level(text: &str) -> Result<LogLevel, String> {
+    match text {
+        "trace" => Ok(LogLevel::Trace),
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" | "warning" => Ok(LogLevel::Warn),
+        "error" => Ok(LogLevel::Error),
+        "critical" => Ok(LogLevel::Critical),
+        other => Err(format!(
+            "unknown log level `{other}` (trace, debug, info, warn, error, critical)"
+        )),
+    }
 }

@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::env::HostEnv;
 use crate::error::HostError;
 use crate::plugin::Plugin;
-use crate::vm::{LogRecord, Vm, VmConfig};
+use crate::vm::{LogLevel, LogRecord, Vm, VmConfig};
 
 pub use admin::stats_text;
 pub use server::envoy_headers;
@@ -81,13 +81,16 @@ pub struct GatewayConfig {
     pub fail_open: bool,
     /// Receives every plugin log line.
     pub log_sink: Option<LogSink>,
+    /// Level of the emulated `wasm` logger (`--component-log-level wasm:<level>` in Envoy): the
+    /// plugin's `proxy_get_log_level` answer; lines below it are dropped.
+    pub log_level: LogLevel,
     /// Clock of the shared [`HostEnv`]; `None` = system clock.
     pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl GatewayConfig {
     /// A configuration with defaults: not precompiled, `127.0.0.1:0`, no admin, echo upstream, no clusters,
-    /// 2 workers, fail closed, no log sink, system clock.
+    /// 2 workers, fail closed, no log sink, trace log level, system clock.
     pub fn new(plugin: impl Into<PathBuf>, plugin_configuration: impl Into<Vec<u8>>) -> Self {
         GatewayConfig {
             plugin: plugin.into(),
@@ -102,6 +105,7 @@ impl GatewayConfig {
             cluster_name: None,
             fail_open: false,
             log_sink: None,
+            log_level: LogLevel::Trace,
             clock: None,
         }
     }
@@ -112,6 +116,7 @@ impl GatewayConfig {
             plugin_configuration: self.plugin_configuration.clone(),
             clusters: self.clusters.keys().cloned().collect(),
             fail_open: self.fail_open,
+            log_level: self.log_level,
             ..VmConfig::default()
         }
     }
