@@ -46,8 +46,13 @@ pub fn dispatch(config: &Config, token: &str) -> Result<u32, ()> {
 pub fn carry_out(context_id: u32, counters: &Counters, decision: Decision) -> Action {
     match decision {
         Decision::Continue { edits, stat } => {
+            if !apply_edits(context_id, &edits) {
+                // The identity headers could not be set, so a client-sent copy might remain:
+                // never let such a request through (fail closed).
+                counters.count(Stat::TokenServerFailure);
+                return local_reply(context_id, &edit_failed(), "easy_jwt.header_edit_failed");
+            }
             counters.count(stat);
-            apply_edits(context_id, &edits);
             Action::Continue
         }
         Decision::Reply { reply, stat } => {
@@ -62,7 +67,9 @@ pub fn carry_out(context_id: u32, counters: &Counters, decision: Decision) -> Ac
     }
 }
 
-fn apply_edits(context_id: u32, edits: &[HeaderEdit]) {
+/// Applies every edit; false if the host refused one.
+fn apply_edits(context_id: u32, edits: &[HeaderEdit]) -> bool {
+    let mut all_applied = true;
     for edit in edits {
         let result = match edit {
             HeaderEdit::Set(name, value) => {
@@ -75,7 +82,16 @@ fn apply_edits(context_id: u32, edits: &[HeaderEdit]) {
                 HeaderEdit::Set(name, _) | HeaderEdit::Remove(name) => name,
             };
             warn!("#{context_id} easy-jwt: editing header {name} failed: {status}");
+            all_applied = false;
         }
+    }
+    all_applied
+}
+
+fn edit_failed() -> Reply {
+    Reply {
+        status: 500,
+        body: br#"{"message":"authentication failed"}"#.to_vec(),
     }
 }
 
