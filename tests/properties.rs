@@ -14,6 +14,9 @@ use easy_jwt::request::RequestView;
 use easy_jwt::token::TokenSources;
 use proptest::prelude::*;
 use serde_json::Value;
+#[path = "support/percent.rs"]
+mod percent;
+use percent::percent_decode;
 
 /// Pieces of hostile paths: dot segments in every encoding, separators, parameters, escapes.
 const PIECES: &[&str] = &[
@@ -106,30 +109,6 @@ fn backend_path(raw: &str) -> Option<String> {
         }
     }
     Some(format!("/{}", segments.join("/")))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (byte, hex) {
-            (b'%', Some(value)) => {
-                out.push(value);
-                i += 3;
-            }
-            _ => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A request made of plain data for the token sources.

@@ -9,6 +9,9 @@
 use easy_jwt::matcher::{normalize, IgnoreList, Pattern};
 use easy_jwt_fuzz::lines;
 use libfuzzer_sys::fuzz_target;
+#[path = "../../tests/support/percent.rs"]
+mod percent;
+use percent::percent_decode;
 
 const DEFAULT_PATTERNS: [&str; 4] = ["/health", "/public/*", "/v1/*/status", "/"];
 
@@ -74,27 +77,4 @@ fn backend_view(path: &str) -> Option<String> {
         out.push('/');
     }
     Some(out)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (byte, hex) {
-            (b'%', Some(value)) => {
-                out.push(value);
-                i += 3;
-            }
-            _ => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
