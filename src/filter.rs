@@ -15,7 +15,7 @@ use crate::auth::{self, Pending, Step};
 use crate::config::Config;
 use crate::hostio::{self, Buffer, Map};
 use crate::reply::Reply;
-use crate::request::RequestView;
+use crate::request::{Attribute, RequestView};
 use crate::rules::RuleSet;
 use crate::shared::{Answer, Counters, Flight, Follower, Shared};
 use crate::stats::Stat;
@@ -184,16 +184,57 @@ pub struct Filter {
     state: State,
 }
 
-/// The request headers, read through hostcalls (only the ones the core asks for).
-struct HostRequest;
+/// The request, read through hostcalls (only what the core asks for).
+struct HostRequest<'a> {
+    rules: &'a RuleSet,
+    shared: &'a Shared,
+}
 
-impl RequestView for HostRequest {
+/// Property paths of each stream attribute, in the order tried: upstream Envoy's name (the only
+/// one since Envoy 1.33), then the name Higress's gateway still serves (docs/host-semantics.md §2).
+fn property_paths(attribute: Attribute) -> [&'static str; 2] {
+    match attribute {
+        Attribute::RouteName => ["xds\0route_name", "route_name"],
+        Attribute::ClusterName => ["xds\0cluster_name", "cluster_name"],
+    }
+}
+
+impl RequestView for HostRequest<'_> {
     fn header(&self, name: &str) -> Option<String> {
         hostio::header(Map::RequestHeaders, name).and_then(|bytes| String::from_utf8(bytes).ok())
     }
 
-    fn property(&self, name: &str) -> Option<String> {
-        hostio::property(name).and_then(|bytes| String::from_utf8(bytes).ok())
+    fn attribute(&self, attribute: Attribute) -> Option<String> {
+        let value = property_paths(attribute)
+            .into_iter()
+            .find_map(hostio::property)
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if value.is_none() {
+            self.unserved(attribute);
+        }
+        value
+    }
+}
+
+impl HostRequest<'_> {
+    /// The host gave neither name of `attribute`: the rules that match on it cannot match this
+    /// request, and on a gateway that serves neither name they never match. Said once per VM.
+    fn unserved(&self, attribute: Attribute) {
+        let mut unserved = self.shared.unserved.get();
+        let Some(seen) = unserved.get_mut(attribute as usize) else {
+            return;
+        };
+        if *seen {
+            return;
+        }
+        *seen = true;
+        self.shared.unserved.set(unserved);
+        let [path, legacy] = property_paths(attribute);
+        warn!(
+            "easy-jwt: the host gave neither `{}` nor `{legacy}` for a request (a gateway that serves neither, or a route without one): {} cannot match such requests (said once per VM)",
+            path.replace('\0', "."),
+            self.rules.rules_using(attribute).join(", ")
+        );
     }
 }
 
@@ -250,10 +291,14 @@ impl HttpContext for Filter {
             self.state = State::Done;
             return local_reply(self.id, &not_configured(), "easy_jwt.not_configured");
         };
-        let Some(config) = rules.select(&HostRequest).cloned() else {
+        let request = HostRequest {
+            rules: &rules,
+            shared: &self.shared,
+        };
+        let Some(config) = rules.select(&request).cloned() else {
             return Action::Continue;
         };
-        match auth::on_request(&config, &HostRequest) {
+        match auth::on_request(&config, &request) {
             Step::Call(call) => self.check_token(config, call.pending),
             Step::Decided(decision) => {
                 self.state = State::Done;

@@ -178,7 +178,7 @@ pub fn buffer(buffer: Buffer, max: usize) -> Vec<u8> {
     }
 }
 
-/// A one-segment property such as `route_name`.
+/// A property by its path, segments joined by NUL as the ABI encodes them (`xds\0route_name`).
 pub fn property(name: &str) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut len = 0;

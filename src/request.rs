@@ -6,8 +6,24 @@
 pub trait RequestView {
     /// First value of a request header (Envoy returns the first of repeated headers).
     fn header(&self, name: &str) -> Option<String>;
-    /// A stream property such as `route_name` or `cluster_name`.
-    fn property(&self, name: &str) -> Option<String>;
+    /// What the gateway knows about the stream besides its headers. Gateways spell these
+    /// differently (upstream Envoy `xds.route_name`, Higress also `route_name`): the adapter
+    /// knows the spellings, the core only names the attribute.
+    fn attribute(&self, attribute: Attribute) -> Option<String>;
+}
+
+/// A stream attribute `_rules_` match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    /// The name of the route the request matched (`_match_route_`, `_match_route_prefix_`).
+    RouteName,
+    /// The name of the upstream cluster the route picked (`_match_service_`).
+    ClusterName,
+}
+
+impl Attribute {
+    /// Every attribute, for diagnostics.
+    pub const ALL: [Attribute; 2] = [Attribute::RouteName, Attribute::ClusterName];
 }
 
 /// One change to the request headers, applied before the request continues upstream.
@@ -22,12 +38,12 @@ pub enum HeaderEdit {
 #[cfg(test)]
 pub mod fake {
     //! A request made of plain data, for unit tests of the core.
-    use super::RequestView;
+    use super::{Attribute, RequestView};
 
     #[derive(Debug, Default, Clone)]
     pub struct FakeRequest {
         pub headers: Vec<(String, String)>,
-        pub properties: Vec<(String, String)>,
+        pub attributes: Vec<(Attribute, String)>,
     }
 
     impl FakeRequest {
@@ -46,8 +62,8 @@ pub mod fake {
             self
         }
 
-        pub fn prop(mut self, name: &str, value: &str) -> FakeRequest {
-            self.properties.push((name.to_string(), value.to_string()));
+        pub fn attr(mut self, attribute: Attribute, value: &str) -> FakeRequest {
+            self.attributes.push((attribute, value.to_string()));
             self
         }
     }
@@ -60,10 +76,10 @@ pub mod fake {
                 .map(|(_, value)| value.clone())
         }
 
-        fn property(&self, name: &str) -> Option<String> {
-            self.properties
+        fn attribute(&self, attribute: Attribute) -> Option<String> {
+            self.attributes
                 .iter()
-                .find(|(key, _)| key == name)
+                .find(|(key, _)| *key == attribute)
                 .map(|(_, value)| value.clone())
         }
     }

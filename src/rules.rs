@@ -13,7 +13,7 @@
 //!   defaults for the rules) an unmatched request passes untouched.
 
 use crate::config::{Config, ConfigError, Fields, Problem};
-use crate::request::RequestView;
+use crate::request::{Attribute, RequestView};
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
@@ -106,6 +106,21 @@ impl RuleSet {
     /// Whether a global configuration applies to unmatched requests.
     pub fn has_global(&self) -> bool {
         self.global.is_some()
+    }
+
+    /// The rules that match on `attribute`, as `_rules_[i]` for a log line: they can never match
+    /// on a gateway that does not serve it.
+    pub fn rules_using(&self, attribute: Attribute) -> Vec<String> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| {
+                rule.conditions
+                    .iter()
+                    .any(|c| c.attribute() == Some(attribute))
+            })
+            .map(|(index, _)| format!("{RULES_KEY}[{index}]"))
+            .collect()
     }
 
     /// Every configuration, global first (for configure-time setup such as metrics).
@@ -208,13 +223,22 @@ fn match_values(index: usize, key: &str, value: &Value) -> Result<Vec<String>, C
 }
 
 impl Condition {
+    /// The stream attribute this condition reads (`None`: it reads a header).
+    fn attribute(&self) -> Option<Attribute> {
+        match self {
+            Condition::Route(_) | Condition::RoutePrefix(_) => Some(Attribute::RouteName),
+            Condition::Service(_) => Some(Attribute::ClusterName),
+            Condition::Domain(_) => None,
+        }
+    }
+
     fn matches(&self, request: &impl RequestView) -> bool {
         match self {
             Condition::Route(names) => request
-                .property("route_name")
+                .attribute(Attribute::RouteName)
                 .is_some_and(|route| names.contains(&route)),
             Condition::RoutePrefix(prefixes) => request
-                .property("route_name")
+                .attribute(Attribute::RouteName)
                 .is_some_and(|route| prefixes.iter().any(|p| route.starts_with(p.as_str()))),
             Condition::Domain(patterns) => request.header(":authority").is_some_and(|authority| {
                 let host = host_without_port(&authority).to_ascii_lowercase();
@@ -223,7 +247,7 @@ impl Condition {
                     .any(|pattern| domain_matches(pattern, &host))
             }),
             Condition::Service(services) => request
-                .property("cluster_name")
+                .attribute(Attribute::ClusterName)
                 .is_some_and(|cluster| services.iter().any(|s| service_matches(s, &cluster))),
         }
     }
@@ -321,7 +345,7 @@ mod tests {
         }))
         .unwrap();
         let rules = parsed.rules;
-        let route_a = FakeRequest::get("/").prop("route_name", "ns/ing-a");
+        let route_a = FakeRequest::get("/").attr(Attribute::RouteName, "ns/ing-a");
         assert_eq!(
             uid_header_for(&rules, &route_a).as_deref(),
             Some("x-rule-a")
@@ -330,12 +354,33 @@ mod tests {
         let config = rules.select(&domain).unwrap();
         assert_eq!(config.uid_header, "x-global");
         assert_eq!(config.token_server.cluster, "raw");
-        let service = FakeRequest::get("/").prop("cluster_name", "outbound|8080||svc.dns");
+        let service = FakeRequest::get("/").attr(Attribute::ClusterName, "outbound|8080||svc.dns");
         assert_eq!(uid_header_for(&rules, &service).as_deref(), Some("x-svc"));
-        let other_port = FakeRequest::get("/").prop("cluster_name", "outbound|80||svc.dns");
+        let other_port = FakeRequest::get("/").attr(Attribute::ClusterName, "outbound|80||svc.dns");
         assert_eq!(
             uid_header_for(&rules, &other_port).as_deref(),
             Some("x-global")
+        );
+    }
+
+    #[test]
+    fn rules_using_names_the_rules_an_attribute_decides() {
+        let parsed = parse(json!({
+            "tokenServerFQDN": "a.dns", "tokenServerPort": 1,
+            "_rules_": [
+                {"_match_domain_": ["*"]},
+                {"_match_route_": ["r"]},
+                {"_match_service_": ["s.dns"], "_match_route_prefix_": ["ns/"]}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            parsed.rules.rules_using(Attribute::RouteName),
+            ["_rules_[1]", "_rules_[2]"]
+        );
+        assert_eq!(
+            parsed.rules.rules_using(Attribute::ClusterName),
+            ["_rules_[2]"]
         );
     }
 
@@ -349,7 +394,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        let request = FakeRequest::get("/").prop("route_name", "r");
+        let request = FakeRequest::get("/").attr(Attribute::RouteName, "r");
         assert_eq!(
             uid_header_for(&parsed.rules, &request).as_deref(),
             Some("x-first")
@@ -365,12 +410,12 @@ mod tests {
         assert!(!parsed.rules.has_global());
         assert!(parsed
             .rules
-            .select(&FakeRequest::get("/").prop("route_name", "other"))
+            .select(&FakeRequest::get("/").attr(Attribute::RouteName, "other"))
             .is_none());
         assert!(parsed.rules.select(&FakeRequest::get("/")).is_none());
         assert!(parsed
             .rules
-            .select(&FakeRequest::get("/").prop("route_name", "r"))
+            .select(&FakeRequest::get("/").attr(Attribute::RouteName, "r"))
             .is_some());
     }
 
@@ -385,7 +430,7 @@ mod tests {
         assert_eq!(parsed.warnings.len(), 1);
         let config = parsed
             .rules
-            .select(&FakeRequest::get("/").prop("route_name", "ns/x"))
+            .select(&FakeRequest::get("/").attr(Attribute::RouteName, "ns/x"))
             .unwrap();
         assert_eq!(config.deny_status, 403);
     }
@@ -398,10 +443,10 @@ mod tests {
         }))
         .unwrap();
         let both = FakeRequest::get("/")
-            .prop("route_name", "r")
+            .attr(Attribute::RouteName, "r")
             .with(":authority", "a.com");
         let one = FakeRequest::get("/")
-            .prop("route_name", "r")
+            .attr(Attribute::RouteName, "r")
             .with(":authority", "b.com");
         assert!(parsed.rules.select(&both).is_some());
         assert!(parsed.rules.select(&one).is_none());

@@ -7,10 +7,11 @@ use crate::auth::{self, AuthResponse, Decision, Identity, Pending, Verdict};
 use crate::cache::{self, AuthCache};
 use crate::config::Config;
 use crate::hostio::{self, Buffer, Map};
+use crate::request::Attribute;
 use crate::stats::Stat;
 use log::warn;
 use proxy_wasm::types::Action;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -66,6 +67,8 @@ pub struct Shared {
     pub counters: Counters,
     pub cache: RefCell<AuthCache>,
     pub flights: RefCell<HashMap<String, Flight>>,
+    /// Stream attributes this VM's host was found not to serve (warned about once per VM).
+    pub unserved: Cell<[bool; Attribute::ALL.len()]>,
 }
 
 /// A token-server answer read from the host.

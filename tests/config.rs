@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use easy_jwt_host::vm::LogLevel;
-use easy_jwt_host::HostEnv;
+use easy_jwt_host::{Flavor, HostEnv};
 use serde_json::{json, Value};
 
 fn rejection(config: &[u8]) -> String {
@@ -176,6 +176,67 @@ fn it_applies_rules_by_route_domain_and_service_first_match_first() {
         open.values("x-global"),
         vec!["0".to_string()],
         "rule inherits the global uid header"
+    );
+}
+
+#[test]
+fn it_matches_route_and_service_rules_on_every_gateway_flavor() {
+    for flavor in [Flavor::Envoy, Flavor::Higress] {
+        let mut gw = Gateway::tuned(
+            &rules_config(),
+            Answerer::Fixed(answer(200, r#"{"uid":5}"#)),
+            |cfg| cfg.flavor = flavor,
+        );
+        let route = gw.send(
+            Req::get("/")
+                .bearer("t")
+                .route("higress-course/ingress-foo"),
+        );
+        assert_eq!(route.values("x-route"), ["5"], "{flavor:?}");
+        let service = gw.send(Req::get("/").bearer("t").service("outbound|8080||echo.dns"));
+        assert_eq!(service.values("x-service"), ["5"], "{flavor:?}");
+    }
+}
+
+#[test]
+fn it_falls_back_to_the_legacy_route_name() {
+    let mut gw = Gateway::start(
+        &rules_config(),
+        Answerer::Fixed(answer(200, r#"{"uid":5}"#)),
+    );
+    let route = gw.send(
+        Req::get("/")
+            .bearer("t")
+            .legacy_route("higress-course/ingress-foo"),
+    );
+    assert_eq!(route.values("x-route"), ["5"]);
+}
+
+#[test]
+fn it_warns_once_per_vm_when_the_host_serves_no_route_name() {
+    let cfg = json!({"_rules_": [
+        {"_match_domain_": ["never.example"], "tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090},
+        {"_match_route_": ["protected"], "tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090}
+    ]});
+    let mut gw = Gateway::start(
+        cfg.to_string().as_bytes(),
+        Answerer::Fixed(answer(200, r#"{"uid":1}"#)),
+    );
+    for _ in 0..3 {
+        let outcome = gw.send(Req::get("/x").header("x-auth-user", "client"));
+        assert_eq!(outcome.values("x-auth-user"), ["client"]);
+    }
+    let warnings: Vec<_> = gw
+        .vm
+        .logs()
+        .iter()
+        .filter(|r| r.message.contains("gave neither"))
+        .map(|r| r.message.clone())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("`xds.route_name` nor `route_name` for a request (a gateway that serves neither, or a route without one): _rules_[1] cannot match"),
+        "{warnings:?}"
     );
 }
 

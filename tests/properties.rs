@@ -10,7 +10,7 @@
 
 use easy_jwt::matcher::{normalize, IgnoreList, Pattern};
 use easy_jwt::reply::ErrorBody;
-use easy_jwt::request::RequestView;
+use easy_jwt::request::{Attribute, RequestView};
 use easy_jwt::token::TokenSources;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -125,7 +125,7 @@ impl RequestView for Request {
             .map(|(_, value)| value.clone())
     }
 
-    fn property(&self, _name: &str) -> Option<String> {
+    fn attribute(&self, _attribute: Attribute) -> Option<String> {
         None
     }
 }

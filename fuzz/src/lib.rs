@@ -3,12 +3,13 @@
 
 use easy_jwt::auth::Decision;
 use easy_jwt::config::Config;
-use easy_jwt::request::{HeaderEdit, RequestView};
+use easy_jwt::request::{Attribute, HeaderEdit, RequestView};
 
 /// A request made of plain data (lowercase header names, first value wins like Envoy).
 #[derive(Debug, Default, Clone)]
 pub struct FuzzRequest {
     pub headers: Vec<(String, String)>,
+    /// Stream attributes by their legacy property name (`route_name`, `cluster_name`).
     pub properties: Vec<(String, String)>,
 }
 
@@ -50,7 +51,11 @@ impl RequestView for FuzzRequest {
             .map(|(_, value)| value.clone())
     }
 
-    fn property(&self, name: &str) -> Option<String> {
+    fn attribute(&self, attribute: Attribute) -> Option<String> {
+        let name = match attribute {
+            Attribute::RouteName => "route_name",
+            Attribute::ClusterName => "cluster_name",
+        };
         self.properties
             .iter()
             .find(|(key, _)| key == name)

@@ -27,6 +27,6 @@ pub use env::HostEnv;
 pub use error::HostError;
 pub use plugin::Plugin;
 pub use vm::{
-    CallOutcome, Event, HttpCall, LocalReply, LogLevel, LogRecord, StreamId, StreamProps,
+    CallOutcome, Event, Flavor, HttpCall, LocalReply, LogLevel, LogRecord, StreamId, StreamProps,
     StreamState, Vm, VmConfig,
 };

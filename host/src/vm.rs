@@ -14,7 +14,7 @@ use std::time::Duration;
 use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
 
 pub use types::{
-    CallOutcome, Event, HttpCall, LocalReply, LogLevel, LogRecord, StreamId, StreamProps,
+    CallOutcome, Event, Flavor, HttpCall, LocalReply, LogLevel, LogRecord, StreamId, StreamProps,
     StreamState, VmConfig,
 };
 

@@ -9,11 +9,43 @@
 mod common;
 
 use common::*;
-use easy_jwt_host::StreamProps;
+use easy_jwt_host::{Flavor, HostEnv, StreamProps, Vm, VmConfig};
+
+fn route_and_cluster() -> StreamProps {
+    StreamProps {
+        route_name: Some("default/my-route".into()),
+        cluster_name: Some("outbound|80||svc.ns.svc.cluster.local".into()),
+        extra: Vec::new(),
+    }
+}
+
+#[test]
+fn upstream_envoy_serves_only_the_xds_route_and_cluster_names() {
+    let mut vm = probe_vm();
+    let id = vm.new_stream(route_and_cluster());
+    vm.on_request_headers(id, request("props"), true);
+    let logs = probe_logs(&vm);
+    for e in [
+        "prop xds.route_name=Some(\"default/my-route\")",
+        "prop xds.cluster_name=Some(\"outbound|80||svc.ns.svc.cluster.local\")",
+        "prop route_name=None",
+        "prop cluster_name=None",
+    ] {
+        assert!(logs.iter().any(|l| l == e), "missing {e:?} in {logs:#?}");
+    }
+}
 
 #[test]
 fn properties_as_higress_envoy() {
-    let mut vm = probe_vm();
+    let mut vm = Vm::start(
+        probe(),
+        &HostEnv::new(),
+        VmConfig {
+            flavor: Flavor::Higress,
+            ..config("{}")
+        },
+    )
+    .expect("probe starts");
     let props = StreamProps {
         route_name: Some("default/my-route".into()),
         cluster_name: Some("outbound|80||svc.ns.svc.cluster.local".into()),
@@ -27,6 +59,8 @@ fn properties_as_higress_envoy() {
         "prop plugin_vm_id=Some(\"probe-vm\")",
         "prop route_name=Some(\"default/my-route\")",
         "prop cluster_name=Some(\"outbound|80||svc.ns.svc.cluster.local\")",
+        "prop xds.route_name=Some(\"default/my-route\")",
+        "prop xds.cluster_name=Some(\"outbound|80||svc.ns.svc.cluster.local\")",
         "prop request.path=Some(\"/p/a?x=1\")",
         "prop request.url_path=Some(\"/p/a\")",
         "prop request.host=Some(\"example.com\")",
@@ -56,4 +90,7 @@ fn missing_route_and_cluster_are_not_found() {
     assert!(probe_logs(&vm)
         .iter()
         .any(|l| l == "prop cluster_name=None"));
+    assert!(probe_logs(&vm)
+        .iter()
+        .any(|l| l == "prop xds.route_name=None"));
 }

@@ -146,6 +146,15 @@ impl Req {
         self.props.cluster_name = Some(cluster.into());
         self
     }
+
+    /// A route name served only under the legacy top-level property `route_name` (a gateway
+    /// without the `xds.*` names).
+    pub fn legacy_route(mut self, route: &str) -> Req {
+        self.props
+            .extra
+            .push(("route_name".into(), route.as_bytes().to_vec()));
+        self
+    }
 }
 
 /// How a request ended.
@@ -249,10 +258,15 @@ impl Gateway {
 
     /// A VM whose `wasm` logger runs at `level` (Envoy `--component-log-level wasm:<level>`).
     pub fn at_log_level(config: &[u8], answerer: Answerer, level: LogLevel) -> Gateway {
+        Gateway::tuned(config, answerer, |vm_cfg| vm_cfg.log_level = level)
+    }
+
+    /// A VM whose host settings `tune` adjusts (log level, flavor…).
+    pub fn tuned(config: &[u8], answerer: Answerer, tune: impl FnOnce(&mut VmConfig)) -> Gateway {
         let clock = manual_clock();
         let env = HostEnv::with_clock(clock.clone() as Arc<dyn Clock>);
         let mut vm_cfg = vm_config(config, &answerer);
-        vm_cfg.log_level = level;
+        tune(&mut vm_cfg);
         let vm = Vm::start(plugin(), &env, vm_cfg).expect("VM starts");
         Gateway::around(vm, env, clock, answerer)
     }

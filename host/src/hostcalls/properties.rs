@@ -6,6 +6,7 @@ use super::{Fail, Status};
 use crate::memory;
 use crate::pairs;
 use crate::state::{StreamData, VmState};
+use crate::vm::Flavor;
 
 /// Splits a NUL-joined property path into a dotted name (no trailing NUL, §2).
 fn dotted(raw: &[u8]) -> String {
@@ -61,18 +62,22 @@ fn lookup(state: &VmState, path: &str) -> Option<Vec<u8>> {
     if let Some((_, v)) = stream.props.extra.iter().find(|(k, _)| k == path) {
         return Some(v.clone());
     }
-    stream_property(stream, path)
+    stream_property(stream, path, state.cfg.flavor)
 }
 
-fn stream_property(stream: &StreamData, path: &str) -> Option<Vec<u8>> {
+fn stream_property(stream: &StreamData, path: &str, flavor: Flavor) -> Option<Vec<u8>> {
     let headers = &stream.request_headers;
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec());
     let raw_path = headers.get(":path").unwrap_or_default();
     let (url_path, query) = raw_path.split_once('?').unwrap_or((raw_path, ""));
     match path {
-        // higress-envoy top-level names; upstream Envoy spells them xds.* (§2).
-        "route_name" | "xds.route_name" => stream.props.route_name.clone().map(String::into_bytes),
-        "cluster_name" | "xds.cluster_name" => {
+        "xds.route_name" => stream.props.route_name.clone().map(String::into_bytes),
+        "xds.cluster_name" => stream.props.cluster_name.clone().map(String::into_bytes),
+        // Removed from upstream Envoy in 1.33; Higress's gateway still serves them (§2).
+        "route_name" if flavor == Flavor::Higress => {
+            stream.props.route_name.clone().map(String::into_bytes)
+        }
+        "cluster_name" if flavor == Flavor::Higress => {
             stream.props.cluster_name.clone().map(String::into_bytes)
         }
         "request.path" => header(":path"),

@@ -24,6 +24,20 @@ pub struct VmConfig {
     pub fail_open: bool,
     /// WASI environment variables (Envoy `vm_config.environment_variables`). Empty by default.
     pub environment: Vec<(String, String)>,
+    /// Which gateway's property names the host serves (default: upstream Envoy).
+    pub flavor: Flavor,
+}
+
+/// The gateway the host imitates where Envoy builds differ (docs/host-semantics.md §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flavor {
+    /// Upstream Envoy 1.33 and later: the route and cluster names are only `xds.route_name` and
+    /// `xds.cluster_name` (the top-level names were removed, envoyproxy/envoy PR 36619).
+    #[default]
+    Envoy,
+    /// Higress's gateway: the `xds.*` names plus the legacy top-level `route_name` and
+    /// `cluster_name`.
+    Higress,
 }
 
 impl Default for VmConfig {
@@ -38,6 +52,7 @@ impl Default for VmConfig {
             log_level: LogLevel::Trace,
             fail_open: false,
             environment: Vec::new(),
+            flavor: Flavor::default(),
         }
     }
 }
@@ -94,9 +109,10 @@ pub struct StreamId(pub u32);
 /// What "Envoy" knows about a stream besides its headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamProps {
-    /// Property `route_name` (higress-envoy top-level name, §2).
+    /// The route's name: property `xds.route_name` (and `route_name` in [`Flavor::Higress`]).
     pub route_name: Option<String>,
-    /// Property `cluster_name`, e.g. `outbound|80||svc.ns.svc.cluster.local`.
+    /// The upstream cluster's name, e.g. `outbound|80||svc.ns.svc.cluster.local`: property
+    /// `xds.cluster_name` (and `cluster_name` in [`Flavor::Higress`]).
     pub cluster_name: Option<String>,
     /// Further properties: dotted path (e.g. `source.address`) → raw bytes.
     pub extra: Vec<(String, Vec<u8>)>,

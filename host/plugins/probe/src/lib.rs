@@ -397,6 +397,8 @@ impl Http {
             "plugin_vm_id",
             "route_name",
             "cluster_name",
+            "xds.route_name",
+            "xds.cluster_name",
             "request.path",
             "request.url_path",
             "request.host",
