@@ -1,15 +1,16 @@
-//! easy-jwt-host: a proxy-wasm host emulator that behaves like Envoy/Higress
-//! (see `host/API.md` and `shared/notes/host-semantics.md`).
+//! easy-jwt-host: an in-process proxy-wasm host that behaves like Envoy (and, in
+//! [`Flavor::Higress`], like Higress's gateway): the fast, deterministic test harness of the
+//! plugin. Real Envoy is the reference; where the two disagree, this host is wrong
+//! (see `host/API.md` and `docs/host-semantics.md`).
 //!
 //! Layout: `plugin` (compiled module), `env` (process-wide state), `clock`, `pairs`, `headers`,
 //! `shared_data`, `metrics`, `wasi` and `hostcalls` (the imports), `vm` (the synchronous
-//! driver), `gateway` + `echo` (async HTTP front end).
+//! driver), `cluster_call` (answers a call from a real HTTP server).
 
 pub mod clock;
-pub mod echo;
+pub mod cluster_call;
 pub mod env;
 pub mod error;
-pub mod gateway;
 mod guest;
 pub mod headers;
 mod hostcalls;

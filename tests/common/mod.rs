@@ -1,5 +1,5 @@
 //! Shared harness of the end-to-end tests: the real `plugin.wasm` in the Envoy-faithful host, the
-//! real token server, and a plain HTTP/1.1 client for the gateway tests.
+//! real token server, and a plain HTTP/1.1 client.
 #![allow(dead_code)]
 // Test harness: a failed setup step must stop the test loudly.
 #![allow(
@@ -354,7 +354,7 @@ impl Gateway {
             Answerer::Http(clusters) => {
                 let addr = clusters.get(&call.cluster).copied();
                 self.runtime
-                    .block_on(easy_jwt_host::gateway::client::perform_call(
+                    .block_on(easy_jwt_host::cluster_call::perform_call(
                         addr,
                         call.clone(),
                     ))

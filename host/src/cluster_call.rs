@@ -1,5 +1,5 @@
-//! One-shot HTTP/1.1 client used for upstream requests and `proxy_http_call`s, with Envoy's
-//! outcome mapping (host-semantics §3).
+//! Performs a VM's `proxy_http_call` against a real HTTP/1.1 server, with Envoy's outcome mapping
+//! (docs/host-semantics.md §3): how the test harness answers calls to its clusters.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,10 +12,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::vm::{CallOutcome, HttpCall};
-
-/// Body of the 503 Envoy's router answers when the upstream cannot be reached (§3).
-pub const CONNECT_FAILURE_BODY: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
 
 /// Headers that describe the hop, not the message; hyper writes its own framing.
 const HOP_BY_HOP: [&str; 7] = [
@@ -99,16 +95,6 @@ pub async fn perform_call(addr: Option<SocketAddr>, call: HttpCall) -> CallOutco
     }
 }
 
-/// The router-style 503 used when the main upstream cannot be reached.
-pub fn connect_failure_reply() -> Fetched {
-    Fetched {
-        status: 503,
-        headers: vec![("content-type".to_string(), "text/plain".to_string())],
-        body: CONNECT_FAILURE_BODY.as_bytes().to_vec(),
-        trailers: Vec::new(),
-    }
-}
-
 /// Connects, sends `request` and collects the answer.
 async fn exchange(addr: SocketAddr, request: Request<Full<Bytes>>) -> Result<Fetched, FetchError> {
     let connect_err = |e: &dyn std::fmt::Display| FetchError::Connect(e.to_string());
@@ -153,7 +139,7 @@ async fn read_response(
 }
 
 /// Every entry of `map` as lowercase (name, value) pairs; non-UTF-8 bytes are replaced.
-pub fn header_pairs(map: &hyper::HeaderMap) -> Vec<(String, String)> {
+fn header_pairs(map: &hyper::HeaderMap) -> Vec<(String, String)> {
     map.iter()
         .map(|(name, value)| {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -200,7 +186,7 @@ fn build_request(
 }
 
 /// True for headers that travel to the next hop: not pseudo, not `host`, not hop-by-hop.
-pub fn forwardable(name: &str) -> bool {
+fn forwardable(name: &str) -> bool {
     !name.starts_with(':')
         && !name.eq_ignore_ascii_case("host")
         && !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
