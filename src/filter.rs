@@ -2,7 +2,7 @@
 //!
 //! `Root` parses the configuration in `on_configure`; each `Filter` (one per HTTP stream) asks
 //! the core for a [`Decision`] on the request headers and again when the token server answers.
-//! After a local reply it returns `Pause` and never resumes (host-semantics §4).
+//! After a local reply it returns `Pause` and never resumes (docs/host-semantics.md §4).
 //!
 //! Calls are coalesced per VM: while a call for a token is in flight, later requests with the
 //! same token wait for its answer instead of calling again. The stream that made the call (the

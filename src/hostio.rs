@@ -1,9 +1,10 @@
 //! Raw proxy-wasm 0.2.1 hostcalls that return the host's status instead of panicking.
 //!
 //! The SDK's `hostcalls` wrappers panic on any status they do not expect (`unexpected status: 2`),
-//! and a panic aborts the VM (host-semantics §2: BadArgument after a resume, a second local reply
-//! on Higress's Envoy, a header map that is gone). The adapter uses these wrappers for everything
-//! but `dispatch_http_call`, which must stay in the SDK so its dispatcher routes the answer.
+//! and a panic aborts the VM (docs/host-semantics.md §2: BadArgument after a resume, a second
+//! local reply on Higress's Envoy, a header map that is gone). The adapter uses these wrappers for
+//! everything but `dispatch_http_call`, which must stay in the SDK so its dispatcher routes the
+//! answer.
 
 use std::ptr::null_mut;
 
@@ -235,7 +236,7 @@ pub fn log_level() -> Option<u32> {
     (unsafe { proxy_get_log_level(&mut level) } == OK).then_some(level)
 }
 
-/// Makes later hostcalls act on another stream of this VM (host-semantics §5).
+/// Makes later hostcalls act on another stream of this VM (docs/host-semantics.md §5).
 pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
     // SAFETY: no pointers.
     check(unsafe { proxy_set_effective_context(context_id) })
@@ -279,8 +280,8 @@ pub fn increment(id: u32) -> Result<(), Status> {
     check(unsafe { proxy_increment_metric(id, 1) })
 }
 
-/// The proxy-wasm map encoding (host-semantics §2): count, (key len, value len)*, then each key
-/// and value followed by a NUL, all lengths u32 little-endian.
+/// The proxy-wasm map encoding (docs/host-semantics.md §2): count, (key len, value len)*, then
+/// each key and value followed by a NUL, all lengths u32 little-endian.
 pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     let payload: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
     let mut out = Vec::with_capacity(4 + pairs.len() * 8 + payload);

@@ -6,7 +6,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::shared_data::SharedData;
 
-/// Shared data, metrics and the clock, shared by every VM (worker) of one gateway (§1, §2).
+/// Shared data, metrics and the clock, shared by every VM (worker) of one gateway
+/// (docs/host-semantics.md §1, §2).
 #[derive(Clone)]
 pub struct HostEnv {
     pub shared_data: Arc<SharedData>,

@@ -66,7 +66,8 @@ impl Guest {
         })
     }
 
-    /// The allocator, `malloc` first, then `proxy_on_memory_allocate` (cpp-host order, §1).
+    /// The allocator, `malloc` first, then `proxy_on_memory_allocate` (cpp-host order,
+    /// docs/host-semantics.md §1).
     pub fn allocator(
         instance: &Instance,
         store: &mut Store<VmState>,

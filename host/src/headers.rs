@@ -1,4 +1,4 @@
-//! `HeaderMap`: an ordered multimap with Envoy's header rules (host-semantics §2).
+//! `HeaderMap`: an ordered multimap with Envoy's header rules (docs/host-semantics.md §2).
 
 /// Header entries in order; keys are stored lowercase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -46,7 +46,7 @@ impl From<Status> for Fail {
     }
 }
 
-/// The hostcalls allowed while `_initialize`/`main` run (§1); the rest trap.
+/// The hostcalls allowed while `_initialize`/`main` run (docs/host-semantics.md §1); the rest trap.
 const ALLOWED_AT_STARTUP: &[&str] = &["proxy_log"];
 
 fn guard(caller: &Caller<'_, VmState>, name: &str) -> wasmtime::Result<()> {

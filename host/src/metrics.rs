@@ -1,4 +1,5 @@
-//! Metrics: one shared stat per name (`wasmcustom.<name>`) and per-VM metric ids (§2).
+//! Metrics: one shared stat per name (`wasmcustom.<name>`) and per-VM metric ids
+//! (docs/host-semantics.md §2).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -1,4 +1,4 @@
-//! The serialized header-map format of proxy-wasm (host-semantics §2).
+//! The serialized header-map format of proxy-wasm (docs/host-semantics.md §2).
 //!
 //! All integers are u32 little-endian: the pair count N, then N (key length, value length)
 //! pairs, then for each pair the key bytes + NUL and the value bytes + NUL.

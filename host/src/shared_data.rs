@@ -1,4 +1,4 @@
-//! `SharedData`: process-wide key/value store with compare-and-swap (host-semantics §2).
+//! `SharedData`: process-wide key/value store with compare-and-swap (docs/host-semantics.md §2).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,4 +1,6 @@
 //! `VmState`: everything the host keeps for one VM (the wasmtime `Store` data).
+//!
+//! A bare `§N` in this module is a section of docs/host-semantics.md.
 
 use std::collections::{BTreeMap, HashMap};
 

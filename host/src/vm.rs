@@ -1,7 +1,8 @@
 //! `Vm`: the synchronous, deterministic driver of one plugin VM (one Envoy worker's VM).
 //!
 //! Every guest request that Envoy defers (resume, local reply, call delivery) is queued by the
-//! hostcalls and run here after the VM call returns (§4), so the guest is never re-entered.
+//! hostcalls and run here after the VM call returns (docs/host-semantics.md §4), so the guest is
+//! never re-entered.
 
 mod actions;
 mod calls;

@@ -1,7 +1,7 @@
 //! The minimal WASI preview1 imports a Rust wasm32-wasip1 proxy-wasm module needs.
 //!
-//! stdout → info log, stderr → error log (trailing newline stripped, §2); env from
-//! `VmConfig::environment`; clocks from the `HostEnv` clock; no files, no preopens.
+//! stdout → info log, stderr → error log (trailing newline stripped, docs/host-semantics.md §2);
+//! env from `VmConfig::environment`; clocks from the `HostEnv` clock; no files, no preopens.
 
 use wasmtime::{Caller, Linker};
 

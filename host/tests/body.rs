@@ -1,4 +1,5 @@
-//! §4 bodies: cumulative size while buffering, body held during StopAll, §2 set rules.
+//! docs/host-semantics.md §4 bodies: cumulative size while buffering, body held during StopAll,
+//! §2 set rules.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

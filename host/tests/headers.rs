@@ -1,4 +1,4 @@
-//! §2 header maps: Envoy's rules and when the map pointers are null.
+//! docs/host-semantics.md §2 header maps: Envoy's rules and when the map pointers are null.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

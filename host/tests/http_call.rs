@@ -1,4 +1,5 @@
-//! §3 proxy_http_call: checks, tokens, outcomes and delivery to the root context.
+//! docs/host-semantics.md §3 proxy_http_call: checks, tokens, outcomes and delivery to the root
+//! context.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,5 @@
-//! §1 lifecycle: start-up order, root id 1, lazy context creation, log → done → delete.
+//! docs/host-semantics.md §1 lifecycle: start-up order, root id 1, lazy context creation,
+//! log → done → delete.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

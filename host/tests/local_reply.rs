@@ -1,4 +1,5 @@
-//! §4 local replies: deferred, passed through the plugin's response callbacks, content rules.
+//! docs/host-semantics.md §4 local replies: deferred, passed through the plugin's response
+//! callbacks, content rules.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

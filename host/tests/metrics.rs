@@ -1,4 +1,5 @@
-//! §2 metrics: per-VM ids, one shared stat per name, counter/gauge/histogram rules.
+//! docs/host-semantics.md §2 metrics: per-VM ids, one shared stat per name,
+//! counter/gauge/histogram rules.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,5 @@
-//! §2 properties: plugin identity, route/cluster names, request.* from the current headers.
+//! docs/host-semantics.md §2 properties: plugin identity, route/cluster names, request.* from the
+//! current headers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

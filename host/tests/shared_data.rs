@@ -1,4 +1,5 @@
-//! §2 shared data: process-wide, CAS with a global counter, cas ignored for a new key.
+//! docs/host-semantics.md §2 shared data: process-wide, CAS with a global counter, cas ignored
+//! for a new key.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,5 @@
-//! §1 VM failure: a trap fails the VM; fail-closed 503 `wasm_fail_stream`, fail-open skip.
+//! docs/host-semantics.md §1 VM failure: a trap fails the VM; fail-closed 503 `wasm_fail_stream`,
+//! fail-open skip.
 //! Also: guest bugs never panic the host.
 #![allow(
     clippy::unwrap_used,

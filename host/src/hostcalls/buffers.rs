@@ -1,4 +1,5 @@
-//! Buffer hostcalls: bodies, HTTP-call body, VM and plugin configuration (§2 "Buffers").
+//! Buffer hostcalls: bodies, HTTP-call body, VM and plugin configuration
+//! (docs/host-semantics.md §2 "Buffers").
 
 use wasmtime::Caller;
 

@@ -1,4 +1,5 @@
-//! `proxy_http_call`: Envoy's checks, token allocation and recording for the driver (§3).
+//! `proxy_http_call`: Envoy's checks, token allocation and recording for the driver
+//! (docs/host-semantics.md §3).
 
 use wasmtime::Caller;
 

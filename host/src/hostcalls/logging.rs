@@ -1,4 +1,4 @@
-//! Logging, time, timer and foreign-function hostcalls (§2).
+//! Logging, time, timer and foreign-function hostcalls (docs/host-semantics.md §2).
 
 use wasmtime::Caller;
 

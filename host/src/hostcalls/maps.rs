@@ -1,4 +1,5 @@
-//! Header-map hostcalls with Envoy's availability rules (§2 "When maps are available").
+//! Header-map hostcalls with Envoy's availability rules
+//! (docs/host-semantics.md §2 "When maps are available").
 
 use wasmtime::Caller;
 

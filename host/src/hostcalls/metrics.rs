@@ -1,4 +1,5 @@
-//! Metric hostcalls: per-VM ids over one shared stat per name (§2 "Metrics").
+//! Metric hostcalls: per-VM ids over one shared stat per name
+//! (docs/host-semantics.md §2 "Metrics").
 
 use wasmtime::Caller;
 

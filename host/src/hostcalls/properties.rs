@@ -1,4 +1,5 @@
-//! Property hostcalls: plugin identity, route/cluster names and `request.*` (§2 "Properties").
+//! Property hostcalls: plugin identity, route/cluster names and `request.*`
+//! (docs/host-semantics.md §2 "Properties").
 
 use wasmtime::Caller;
 

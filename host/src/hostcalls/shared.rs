@@ -1,4 +1,4 @@
-//! Shared-data hostcalls (§2 "Shared data"); queues are not implemented.
+//! Shared-data hostcalls (docs/host-semantics.md §2 "Shared data"); queues are not implemented.
 
 use wasmtime::Caller;
 

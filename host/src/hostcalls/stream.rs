@@ -1,4 +1,5 @@
-//! Stream-control hostcalls: resume, local reply, effective context, status, done (§4).
+//! Stream-control hostcalls: resume, local reply, effective context, status, done
+//! (docs/host-semantics.md §4).
 
 use wasmtime::Caller;
 

@@ -1,5 +1,5 @@
-//! Deferred actions (§4): local replies through the plugin's response callbacks, resumes,
-//! and the fail-closed / fail-open handling of a failed VM (§1).
+//! Deferred actions (docs/host-semantics.md §4): local replies through the plugin's response
+//! callbacks, resumes, and the fail-closed / fail-open handling of a failed VM (§1).
 
 use super::flow::Side;
 use super::{Event, LocalReply, Outcome, StreamId, StreamState, Vm};

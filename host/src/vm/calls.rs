@@ -1,4 +1,5 @@
-//! HTTP-call delivery: the outcomes of §3 handed to `proxy_on_http_call_response(root, …)`.
+//! HTTP-call delivery: the outcomes of docs/host-semantics.md §3 handed to
+//! `proxy_on_http_call_response(root, …)`.
 
 use super::{CallOutcome, Event, Vm};
 use crate::headers::HeaderMap;

@@ -1,4 +1,6 @@
 //! The HTTP stream callbacks: lazy creation, headers/body in both directions, end of stream.
+//!
+//! A bare `§N` in this module is a section of docs/host-semantics.md.
 
 use super::{Outcome, StreamId, StreamState, Vm};
 use crate::headers::HeaderMap;

@@ -1,4 +1,5 @@
-//! VM start-up: link, instantiate, `_initialize` + `main`, root context create/vm_start/configure (§1).
+//! VM start-up: link, instantiate, `_initialize` + `main`, root context create/vm_start/configure
+//! (docs/host-semantics.md §1).
 
 use wasmtime::{Linker, Store, Val};
 

@@ -1,4 +1,6 @@
 //! Public types of the synchronous VM driver (configuration, stream states, calls, events).
+//!
+//! A bare `§N` in this module is a section of docs/host-semantics.md.
 
 use std::collections::BTreeSet;
 
