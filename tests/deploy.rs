@@ -30,14 +30,20 @@ fn it_accepts_the_envoy_yaml_and_make_dev_configuration() {
 #[test]
 fn it_applies_the_higress_wasmplugin_to_its_ingress_only() {
     let out = std::env::temp_dir().join(format!("easy-jwt-higress-{}.json", std::process::id()));
-    let status = Command::new("python3")
+    // The deploy checks' venv (`make pyenv`: PyYAML, hash-locked), not whatever python3 is first.
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} is missing: run `make pyenv`"
+    );
+    let status = Command::new(python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/deploy/check_manifests.py"
         ))
         .arg(&out)
         .status()
-        .expect("python3 runs tests/deploy/check_manifests.py");
+        .expect("target/pyenv/bin/python runs tests/deploy/check_manifests.py");
     assert!(status.success(), "manifest checks failed");
     let delivered = std::fs::read(&out).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&delivered).unwrap();

@@ -7,12 +7,13 @@ classes of the PyPI package `envoy-data-plane`, which rejects unknown fields (a 
 (`google.protobuf.Any`) is unpacked into its real message, so the HTTP connection manager, the
 Wasm filter and the StringValue configuration are checked too.
 
-Usage:
-    pip install envoy-data-plane pyyaml     # e.g. in a venv
-    python3 tests/deploy/check_envoy_bootstrap.py [path/to/envoy.yaml]
+Usage (`make test-deploy` runs it; `make pyenv` creates target/pyenv from the hash-locked
+tests/deploy/requirements.txt):
+    target/pyenv/bin/python tests/deploy/check_envoy_bootstrap.py [path/to/envoy.yaml]
 
-Exit status: 0 valid, 1 invalid (message on stderr), 2 envoy-data-plane / PyYAML not installed.
-It only checks the schema; values (addresses, DNS names, file paths) are not resolved.
+Exit status: 0 valid, 1 invalid (message on stderr), 2 envoy-data-plane / PyYAML not installed
+(a failure too, never a skip). It only checks the schema; values (addresses, DNS names, file
+paths) are not resolved.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ try:
     import yaml
     from envoy_data_plane.envoy.config.bootstrap.v3 import Bootstrap
 except ImportError as e:  # pragma: no cover - environment problem, not a config problem
-    print(f"check_envoy_bootstrap: SKIPPED: {e} (pip install envoy-data-plane pyyaml)", file=sys.stderr)
+    print(
+        f"check_envoy_bootstrap: FAILED: {e}; run `make pyenv` (creates target/pyenv from "
+        "tests/deploy/requirements.txt) and use target/pyenv/bin/python",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 TYPE_PREFIX = "type.googleapis.com/"

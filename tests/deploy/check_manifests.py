@@ -3,7 +3,7 @@
 
 Usage (from anywhere; paths are relative to the repository root):
 
-    python3 tests/deploy/check_manifests.py [OUT_JSON]
+    target/pyenv/bin/python tests/deploy/check_manifests.py [OUT_JSON]
 
 Checks (plain asserts; exits 1 with a message on the first failure):
   1. envoy.yaml's wasm filter `configuration` JSON == deploy/plugin-config.json (parsed).
@@ -21,7 +21,9 @@ deploy/higress/wasmplugin.yaml (what `convertIstioWasmPlugin` builds): global ke
 `_match_route_` (from `ingress`), `_match_domain_` (from `domain`), `_match_service_` (from
 `service`) injected into its `config`; items with `configDisable: true` are skipped.
 
-Needs PyYAML (`pip install pyyaml`).
+Needs PyYAML: `make pyenv` creates target/pyenv from the hash-locked tests/deploy/requirements.txt
+(`make test-deploy` runs this check with it). docker-compose.yaml's schema and the rest of its
+semantics are checked by check_compose.py.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from typing import Any
 try:
     import yaml
 except ImportError:  # pragma: no cover - environment problem, not a manifest problem
-    sys.exit("check_manifests: PyYAML is required (pip install pyyaml)")
+    sys.exit(
+        "check_manifests: FAILED: PyYAML is missing; run `make pyenv` (creates target/pyenv from "
+        "tests/deploy/requirements.txt) and use target/pyenv/bin/python"
+    )
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVOY_YAML = ROOT / "envoy.yaml"
