@@ -421,6 +421,20 @@ fn one_keep_alive_connection_carries_requests_with_different_tokens() {
         assert_eq!(uid_of(&send(Some("uid-61-ka"))), ["61"], "a cached uid");
         assert_eq!(uid_of(&send(Some("AnonymousToken"))), ["0"]);
         assert_eq!(conn.connects(), 1, "Envoy {}: one connection", bin.version);
+        // Counters as Envoy prints them (the README's Stats section).
+        assert_eq!(counter(&envoy, "allowed"), 3);
+        assert!(envoy.admin("/stats").text().contains("wasmcustom.easy_jwt.denied: 1"));
+        let prometheus = envoy.admin("/stats/prometheus").text();
+        assert!(
+            prometheus.contains("easy_jwt_allowed{} 3") || prometheus.contains("easy_jwt_allowed 3"),
+            "Envoy {}: {}",
+            bin.version,
+            prometheus
+                .lines()
+                .filter(|l| l.contains("easy_jwt"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::vm::{CallOutcome, HttpCall};
+use crate::types::{CallOutcome, HttpCall};
 
 /// Headers that describe the hop, not the message; hyper writes its own framing.
 const HOP_BY_HOP: [&str; 7] = [

@@ -20,6 +20,7 @@ pub mod pairs;
 pub mod plugin;
 pub mod shared_data;
 mod state;
+pub mod types;
 pub mod vm;
 mod wasi;
 

@@ -9,7 +9,7 @@ use wasmtime::{Memory, TypedFunc};
 use crate::env::HostEnv;
 use crate::headers::HeaderMap;
 use crate::metrics::MetricIds;
-use crate::vm::{HttpCall, LocalReply, LogLevel, LogRecord, StreamProps, VmConfig};
+use crate::types::{HttpCall, LocalReply, LogLevel, LogRecord, StreamProps, VmConfig};
 
 /// The id of the root context: the first id of the per-VM counter (§1).
 pub const ROOT_CONTEXT_ID: u32 = 1;

@@ -1,4 +1,5 @@
-//! Public types of the synchronous VM driver (configuration, stream states, calls, events).
+//! The host's public data types (VM configuration, streams, calls, events): a leaf every module
+//! can use; [`crate::vm`] re-exports them.
 //!
 //! A bare `§N` in this module is a section of docs/host-semantics.md.
 

@@ -8,13 +8,14 @@ mod actions;
 mod calls;
 mod flow;
 mod startup;
-mod types;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Store, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{CallHook, Store, TypedFunc, WasmParams, WasmResults};
 
-pub use types::{
+pub use crate::types::{
     CallOutcome, Event, Flavor, HttpCall, LocalReply, LogLevel, LogRecord, StreamId, StreamProps,
     StreamState, VmConfig,
 };
@@ -32,6 +33,39 @@ pub struct Vm {
     configured: bool,
     failed: Option<String>,
     events: Vec<Event>,
+    /// Instruction and hostcall counters; `Some` only for a [`Plugin::load_metered`] module.
+    meter: Option<Meter>,
+}
+
+/// The fuel a metered VM starts with: far more than any run can burn, so it never traps.
+const FUEL_BUDGET: u64 = u64::MAX / 2;
+
+/// Counters of a metered VM: the fuel budget in the store and a hostcall count kept by a
+/// wasmtime call hook.
+struct Meter {
+    hostcalls: Arc<AtomicU64>,
+}
+
+impl Meter {
+    /// For a metered plugin: fills the store's fuel and counts every wasm → host call. Must run
+    /// before the first guest call (a fuel-metered store starts empty and would trap).
+    fn install(store: &mut Store<VmState>, plugin: &Plugin) -> Result<Option<Meter>, HostError> {
+        if !plugin.metered() {
+            return Ok(None);
+        }
+        store
+            .set_fuel(FUEL_BUDGET)
+            .map_err(|e| HostError::Other(format!("cannot set fuel: {e:#}")))?;
+        let hostcalls = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&hostcalls);
+        store.call_hook(move |_, hook| {
+            if matches!(hook, CallHook::CallingHost) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        });
+        Ok(Some(Meter { hostcalls }))
+    }
 }
 
 /// The result of one guest call.
@@ -74,6 +108,24 @@ impl Vm {
     /// that follows `proxy_get_log_level` sends none).
     pub fn dropped_logs(&self) -> u64 {
         self.store.data().dropped_logs
+    }
+
+    /// Wasm instructions the guest has executed since the VM was created (wasmtime fuel: one unit
+    /// per operator, none for `nop`, `drop`, `block`, `loop`, `end` and the like). `None` unless
+    /// the plugin was compiled with [`Plugin::load_metered`].
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        self.meter.as_ref()?;
+        let left = self.store.get_fuel().ok()?;
+        Some(FUEL_BUDGET.saturating_sub(left))
+    }
+
+    /// Hostcalls the guest has made since the VM was created (every wasm → host call: the
+    /// `proxy_*` imports and WASI). `None` unless the plugin was compiled with
+    /// [`Plugin::load_metered`].
+    pub fn hostcalls(&self) -> Option<u64> {
+        self.meter
+            .as_ref()
+            .map(|m| m.hostcalls.load(Ordering::Relaxed))
     }
 
     /// Guest linear memory size in bytes.

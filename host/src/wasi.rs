@@ -8,7 +8,7 @@ use wasmtime::{Caller, Linker};
 use crate::hostcalls::Fail;
 use crate::memory;
 use crate::state::VmState;
-use crate::vm::LogLevel;
+use crate::types::LogLevel;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 const ESUCCESS: u32 = 0;

@@ -14,11 +14,14 @@
 //! Every `Continue` replaces the uid header and the mapped headers (and, with `failOpen`, the
 //! fail-open marker), so a client-sent copy never reaches the upstream.
 
-use crate::config::{Config, FAIL_OPEN_HEADER};
-use crate::reply::Reply;
-use crate::request::{HeaderEdit, RequestView};
-use crate::stats::Stat;
-use serde_json::{Map, Value};
+use crate::core::config::{Config, FAIL_OPEN_HEADER};
+use crate::core::identity::Identity;
+use crate::core::json::json_fields;
+use crate::core::reply::Reply;
+use crate::core::request::{HeaderEdit, RequestView};
+use crate::core::stats::Stat;
+use crate::core::target::Target;
+use serde_json::Value;
 
 /// The final word on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +56,6 @@ pub struct Pending {
     pub strip: Vec<HeaderEdit>,
 }
 
-/// Who the token server says the caller is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// Decimal uid, the uid header's value.
-    pub uid: String,
-    /// Values of the `authResponseHeaders` fields, in configuration order (`None`: absent).
-    pub fields: Vec<Option<String>>,
-}
-
 /// The token server's answer as the adapter read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthResponse<'a> {
@@ -80,14 +74,12 @@ pub enum Verdict {
 
 /// Decides what to do with a request, before any call.
 pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
-    if !config.ignore.is_empty()
-        && config
-            .ignore
-            .ignores(&request.header(":path").unwrap_or_default())
-    {
+    let raw_target = request.header(":path").unwrap_or_default();
+    let target = Target::parse(&raw_target);
+    if config.ignore.ignores(&target) {
         return Step::Decided(anonymous(config, Stat::Ignored, Vec::new()));
     }
-    let found = match config.sources.extract(request) {
+    let found = match config.sources.extract(request, &target) {
         Ok(found) => found,
         Err(error) => {
             let message = error.to_string();
@@ -99,7 +91,7 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
             ));
         }
     };
-    let strip = config.sources.strip_edits(found.source, request);
+    let strip = config.sources.strip_edits(found.source, request, &target);
     if config.anonymous_token.as_deref() == Some(found.token.as_str()) {
         return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
@@ -166,16 +158,6 @@ pub fn judge(config: &Config, response: AuthResponse) -> Verdict {
         _ => Verdict::Failed(
             message(field("message")).unwrap_or_else(|| failure_text(status).into()),
         ),
-    }
-}
-
-/// The members of a JSON object. Parsed as a `Value`: serde's typed deserializers would pull
-/// float formatting (their error messages) into the artifact, about 40 KB; the answers read here
-/// are a few fields long.
-pub fn json_fields(bytes: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(bytes).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
     }
 }
 
@@ -291,8 +273,8 @@ fn set_or_remove(header: &str, value: Option<&str>) -> HeaderEdit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Fields;
-    use crate::request::fake::FakeRequest;
+    use crate::core::config::Fields;
+    use crate::core::request::fake::FakeRequest;
     use serde_json::{json, Value};
 
     fn config(extra: Value) -> Config {

@@ -7,7 +7,9 @@
 //! of the token, and its value carries the whole token, compared in full before use, so one token
 //! can never read another's entry. Failures and fail-open passes are never cached.
 
-use crate::auth::{json_fields, Identity};
+use crate::core::hash::fnv1a;
+use crate::core::identity::Identity;
+use crate::core::json::json_fields;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
@@ -197,20 +199,6 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// FNV-1a, 64 bit: slot selection only (the full token is compared).
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in *part {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 /// The shared-data key of the slot a token maps to.

@@ -4,11 +4,13 @@
 //! The keys of the Go original keep their meaning; new keys are camelCase like them. See the
 //! README's configuration reference for types and defaults.
 
-use crate::cache::{fnv1a, CacheSettings};
-use crate::cluster::{Service, TokenServer};
-use crate::matcher::{IgnoreList, Pattern};
-use crate::reply::ErrorBody;
-use crate::token::TokenSources;
+use crate::core::cache::CacheSettings;
+use crate::core::hash::fnv1a;
+use crate::core::ignore::{IgnoreList, Pattern};
+use crate::core::json;
+use crate::core::reply::ErrorBody;
+use crate::core::token::TokenSources;
+use crate::core::token_server::{Service, TokenServer};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::Duration;
@@ -241,7 +243,7 @@ impl<'a> Fields<'a> {
     }
 
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
-        self.typed(key, "an array of strings", string_array)
+        self.typed(key, "an array of strings", json::string_array)
     }
 
     fn object(
@@ -552,15 +554,6 @@ fn parse_service(fields: &Fields) -> Result<Option<Service>, ConfigError> {
     Ok(Some(service))
 }
 
-/// An array whose items are all strings.
-pub fn string_array(value: &Value) -> Option<Vec<String>> {
-    value
-        .as_array()?
-        .iter()
-        .map(|item| item.as_str().map(str::to_string))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,7 +636,9 @@ mod tests {
         .unwrap();
         assert_eq!(config.sources.header, "x-token");
         assert_eq!(config.sources.prefix, "Token ");
-        assert!(config.ignore.ignores("/public/x"));
+        assert!(config
+            .ignore
+            .ignores(&crate::core::target::Target::parse("/public/x")));
         assert_eq!(config.anonymous_token.as_deref(), Some("AnonymousToken"));
         assert_eq!(config.anonymous_uid, "7");
         assert_eq!((config.deny_status, config.failure_status), (403, 403));

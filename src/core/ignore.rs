@@ -22,6 +22,7 @@
 //! - `/v1/*/status` — `*` as a whole segment matches exactly one non-empty segment;
 //! - `/*` — every path.
 
+use crate::core::target::Target;
 use std::fmt;
 
 /// Why a path was not normalised; such a path is never ignored.
@@ -51,8 +52,11 @@ impl fmt::Display for Unsafe {
 
 /// Normalises a raw request target (`:path`) into a canonical absolute path.
 pub fn normalize(raw: &str) -> Result<String, Unsafe> {
-    let end = raw.find(['?', '#']).unwrap_or(raw.len());
-    let path = raw.get(..end).unwrap_or(raw);
+    normalize_path(Target::parse(raw).path)
+}
+
+/// Normalises the path part of a request target (no query, no fragment).
+pub fn normalize_path(path: &str) -> Result<String, Unsafe> {
     if !path.starts_with('/') {
         return Err(Unsafe::NotAbsolute);
     }
@@ -253,12 +257,12 @@ impl IgnoreList {
         self.patterns.is_empty()
     }
 
-    /// True when the raw `:path` normalises safely and matches a pattern.
-    pub fn ignores(&self, raw_path: &str) -> bool {
+    /// True when the request's path normalises safely and matches a pattern.
+    pub fn ignores(&self, target: &Target) -> bool {
         if self.patterns.is_empty() {
             return false;
         }
-        match normalize(raw_path) {
+        match normalize_path(target.path) {
             Ok(path) => self.patterns.iter().any(|pattern| pattern.matches(&path)),
             Err(_) => false,
         }
@@ -335,64 +339,64 @@ mod tests {
     #[test]
     fn exact_pattern() {
         let ignore = list(&["/health"]);
-        assert!(ignore.ignores("/health"));
-        assert!(ignore.ignores("/health?full=1"));
-        assert!(ignore.ignores("//health"));
-        assert!(ignore.ignores("/%68ealth"));
-        assert!(!ignore.ignores("/health/"));
-        assert!(!ignore.ignores("/health/x"));
-        assert!(!ignore.ignores("/healthz"));
-        assert!(!ignore.ignores("/Health"));
+        assert!(ignore.ignores(&Target::parse("/health")));
+        assert!(ignore.ignores(&Target::parse("/health?full=1")));
+        assert!(ignore.ignores(&Target::parse("//health")));
+        assert!(ignore.ignores(&Target::parse("/%68ealth")));
+        assert!(!ignore.ignores(&Target::parse("/health/")));
+        assert!(!ignore.ignores(&Target::parse("/health/x")));
+        assert!(!ignore.ignores(&Target::parse("/healthz")));
+        assert!(!ignore.ignores(&Target::parse("/Health")));
     }
 
     #[test]
     fn prefix_pattern_respects_segment_boundary() {
         let ignore = list(&["/public/*"]);
-        assert!(ignore.ignores("/public"));
-        assert!(ignore.ignores("/public/"));
-        assert!(ignore.ignores("/public/a/b.css"));
-        assert!(!ignore.ignores("/publicity"));
-        assert!(!ignore.ignores("/private/x"));
+        assert!(ignore.ignores(&Target::parse("/public")));
+        assert!(ignore.ignores(&Target::parse("/public/")));
+        assert!(ignore.ignores(&Target::parse("/public/a/b.css")));
+        assert!(!ignore.ignores(&Target::parse("/publicity")));
+        assert!(!ignore.ignores(&Target::parse("/private/x")));
     }
 
     #[test]
     fn traversal_out_of_an_ignored_prefix_is_not_ignored() {
         let ignore = list(&["/public/*"]);
-        assert!(!ignore.ignores("/public/../admin"));
-        assert!(!ignore.ignores("/public/%2e%2e/admin"));
-        assert!(!ignore.ignores("/public/%2E%2E%2Fadmin"));
-        assert!(!ignore.ignores("/public%2f../admin"));
-        assert!(!ignore.ignores("/public/..%5cadmin"));
-        assert!(!ignore.ignores("/public/..;/admin"));
-        assert!(!ignore.ignores("/public/%252e%252e/admin"));
-        assert!(!ignore.ignores("/public/../../etc"));
+        assert!(!ignore.ignores(&Target::parse("/public/../admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/%2e%2e/admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/%2E%2E%2Fadmin")));
+        assert!(!ignore.ignores(&Target::parse("/public%2f../admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/..%5cadmin")));
+        assert!(!ignore.ignores(&Target::parse("/public/..;/admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/%252e%252e/admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/../../etc")));
         // Regression (found for the `path` fuzz oracle): an encoded `;` after a dot segment stayed literal,
         // so `/public/..%3B/admin` was ignored although a decoding backend reads `/public/..;/admin`.
-        assert!(!ignore.ignores("/public/..%3B/admin"));
-        assert!(!ignore.ignores("/public/%2e%2e%3b/admin"));
-        assert!(!ignore.ignores("/public/.%3Bx/../../admin"));
+        assert!(!ignore.ignores(&Target::parse("/public/..%3B/admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/%2e%2e%3b/admin")));
+        assert!(!ignore.ignores(&Target::parse("/public/.%3Bx/../../admin")));
         // Staying inside the prefix is still ignored.
-        assert!(ignore.ignores("/public/a/../b"));
+        assert!(ignore.ignores(&Target::parse("/public/a/../b")));
     }
 
     #[test]
     fn segment_wildcard() {
         let ignore = list(&["/v1/*/status"]);
-        assert!(ignore.ignores("/v1/orders/status"));
-        assert!(!ignore.ignores("/v1//status"));
-        assert!(!ignore.ignores("/v1/a/b/status"));
-        assert!(!ignore.ignores("/v1/orders/status/x"));
+        assert!(ignore.ignores(&Target::parse("/v1/orders/status")));
+        assert!(!ignore.ignores(&Target::parse("/v1//status")));
+        assert!(!ignore.ignores(&Target::parse("/v1/a/b/status")));
+        assert!(!ignore.ignores(&Target::parse("/v1/orders/status/x")));
         let both = list(&["/v1/*/files/*"]);
-        assert!(both.ignores("/v1/x/files/a/b"));
-        assert!(!both.ignores("/v1/x/other"));
+        assert!(both.ignores(&Target::parse("/v1/x/files/a/b")));
+        assert!(!both.ignores(&Target::parse("/v1/x/other")));
     }
 
     #[test]
     fn root_patterns() {
-        assert!(list(&["/*"]).ignores("/anything/at/all"));
-        assert!(list(&["/"]).ignores("/"));
-        assert!(!list(&["/"]).ignores("/x"));
-        assert!(!list(&["/*"]).ignores("/../x"));
+        assert!(list(&["/*"]).ignores(&Target::parse("/anything/at/all")));
+        assert!(list(&["/"]).ignores(&Target::parse("/")));
+        assert!(!list(&["/"]).ignores(&Target::parse("/x")));
+        assert!(!list(&["/*"]).ignores(&Target::parse("/../x")));
     }
 
     #[test]
@@ -413,6 +417,6 @@ mod tests {
 
     #[test]
     fn empty_list_ignores_nothing() {
-        assert!(!IgnoreList::default().ignores("/health"));
+        assert!(!IgnoreList::default().ignores(&Target::parse("/health")));
     }
 }

@@ -12,8 +12,8 @@
 //!   global configuration (no keys besides `_rules_`, or keys without a token server that serve as
 //!   defaults for the rules) an unmatched request passes untouched.
 
-use crate::config::{Config, ConfigError, Fields, Problem};
-use crate::request::{Attribute, RequestView};
+use crate::core::config::{Config, ConfigError, Fields, Problem};
+use crate::core::request::{Attribute, RequestView};
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
@@ -212,7 +212,7 @@ fn match_values(index: usize, key: &str, value: &Value) -> Result<Vec<String>, C
         key: format!("{RULES_KEY}[{index}].{key}"),
         problem: Problem::WrongType("a non-empty array of non-empty strings"),
     };
-    let values = crate::config::string_array(value).ok_or_else(error)?;
+    let values = crate::core::json::string_array(value).ok_or_else(error)?;
     if values.is_empty() || values.iter().any(String::is_empty) {
         return Err(error());
     }
@@ -294,7 +294,7 @@ fn service_matches(service: &str, cluster_name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::fake::FakeRequest;
+    use crate::core::request::fake::FakeRequest;
     use serde_json::json;
 
     fn parse(value: Value) -> Result<Parsed, ConfigError> {

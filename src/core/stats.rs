@@ -1,6 +1,6 @@
 //! The plugin's Envoy counters. Each request that the plugin handles lands in exactly one outcome
 //! counter; `cache_hit` additionally marks an `allowed` request answered without a call.
-//! Envoy exports them as `wasmcustom.easy_jwt.<name>` (`/stats` shows `easy_jwt.<name>`).
+//! Envoy exports them as `wasmcustom.easy_jwt.<name>` in `/stats`, `easy_jwt_<name>` in Prometheus.
 
 /// One counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! Sources are tried in order header → query → cookie; the first source *present* decides, so a
 //! malformed `Authorization` header is an error even when a cookie also carries a token.
 
-use crate::request::{HeaderEdit, RequestView};
+use crate::core::request::{HeaderEdit, RequestView};
+use crate::core::target::Target;
 use std::fmt;
 
 /// Longest token accepted; longer ones are refused without a call.
@@ -76,15 +77,18 @@ pub struct Extracted {
 }
 
 impl TokenSources {
-    /// Finds the token in the request.
-    pub fn extract(&self, request: &impl RequestView) -> Result<Extracted, TokenError> {
+    /// Finds the token in the request (`target`: its `:path`, parsed once).
+    pub fn extract(
+        &self,
+        request: &impl RequestView,
+        target: &Target,
+    ) -> Result<Extracted, TokenError> {
         if let Some(value) = request.header(&self.header) {
             let token = self.parse_header_value(&value)?;
             return found(token, Source::Header);
         }
         if let Some(name) = &self.query {
-            let path = request.header(":path").unwrap_or_default();
-            if let Some(token) = query_param(&path, name) {
+            if let Some(token) = target.query_param(name) {
                 return found(token, Source::Query);
             }
         }
@@ -114,18 +118,22 @@ impl TokenSources {
     }
 
     /// The edits that remove the token from the request (empty unless `stripToken`).
-    pub fn strip_edits(&self, source: Source, request: &impl RequestView) -> Vec<HeaderEdit> {
+    pub fn strip_edits(
+        &self,
+        source: Source,
+        request: &impl RequestView,
+        target: &Target,
+    ) -> Vec<HeaderEdit> {
         if !self.strip {
             return Vec::new();
         }
         match source {
             Source::Header => vec![HeaderEdit::Remove(self.header.clone())],
             Source::Query => {
-                let path = request.header(":path").unwrap_or_default();
                 let name = self.query.as_deref().unwrap_or_default();
                 vec![HeaderEdit::Set(
                     ":path".to_string(),
-                    without_query_param(&path, name),
+                    target.without_query_param(name),
                 )]
             }
             Source::Cookie => {
@@ -160,52 +168,6 @@ fn found(token: String, source: Source) -> Result<Extracted, TokenError> {
         return Err(TokenError::Malformed);
     }
     Ok(Extracted { token, source })
-}
-
-/// The raw query of a request target (between `?` and `#`).
-fn raw_query(path: &str) -> Option<&str> {
-    let query = path.split_once('?')?.1;
-    Some(query.split('#').next().unwrap_or(query))
-}
-
-fn decoded_key(pair: &str) -> String {
-    let raw_key = pair.split('=').next().unwrap_or(pair);
-    url::form_urlencoded::parse(raw_key.as_bytes())
-        .next()
-        .map(|(key, _)| key.into_owned())
-        .unwrap_or_default()
-}
-
-/// The decoded value of the first `name` parameter of the query.
-fn query_param(path: &str, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(raw_query(path)?.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// The request target without any `name` parameter; other parameters keep their raw encoding.
-fn without_query_param(path: &str, name: &str) -> String {
-    let Some((before, after)) = path.split_once('?') else {
-        return path.to_string();
-    };
-    let (query, fragment) = match after.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (after, None),
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && decoded_key(pair) != name)
-        .collect();
-    let mut out = before.to_string();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    out
 }
 
 /// Splits a `cookie` header into `(name, value)` pairs (RFC 6265 §5.4), unquoting values.
@@ -250,7 +212,18 @@ pub fn redact(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::fake::FakeRequest;
+    use crate::core::request::fake::FakeRequest;
+
+    /// Extraction as the auth flow does it: the request's `:path` parsed once.
+    fn extract(sources: &TokenSources, req: &FakeRequest) -> Result<Extracted, TokenError> {
+        let raw = req.header(":path").unwrap_or_default();
+        sources.extract(req, &Target::parse(&raw))
+    }
+
+    fn strip(sources: &TokenSources, source: Source, req: &FakeRequest) -> Vec<HeaderEdit> {
+        let raw = req.header(":path").unwrap_or_default();
+        sources.strip_edits(source, req, &Target::parse(&raw))
+    }
 
     fn bearer() -> TokenSources {
         TokenSources::default()
@@ -266,7 +239,7 @@ mod tests {
 
     fn header(value: &str) -> Result<String, TokenError> {
         let req = FakeRequest::get("/").with("Authorization", value);
-        bearer().extract(&req).map(|e| e.token)
+        extract(&bearer(), &req).map(|e| e.token)
     }
 
     #[test]
@@ -280,7 +253,7 @@ mod tests {
     #[test]
     fn header_lookup_is_case_insensitive() {
         let req = FakeRequest::get("/").with("AUTHORIZATION", "Bearer t");
-        assert_eq!(bearer().extract(&req).unwrap().token, "t");
+        assert_eq!(extract(&bearer(), &req).unwrap().token, "t");
     }
 
     #[test]
@@ -299,9 +272,9 @@ mod tests {
     #[test]
     fn missing_everywhere() {
         let req = FakeRequest::get("/x?other=1").with("cookie", "a=b");
-        assert_eq!(all_sources().extract(&req), Err(TokenError::Missing));
+        assert_eq!(extract(&all_sources(), &req), Err(TokenError::Missing));
         assert_eq!(
-            bearer().extract(&FakeRequest::get("/")),
+            extract(&bearer(), &FakeRequest::get("/")),
             Err(TokenError::Missing)
         );
     }
@@ -314,30 +287,30 @@ mod tests {
             ..TokenSources::default()
         };
         let req = FakeRequest::get("/").with("x-token", " tok ");
-        assert_eq!(sources.extract(&req).unwrap().token, "tok");
+        assert_eq!(extract(&sources, &req).unwrap().token, "tok");
     }
 
     #[test]
     fn query_and_cookie_sources() {
         let req = FakeRequest::get("/a?x=1&access_token=q%2Bv#frag");
-        let got = all_sources().extract(&req).unwrap();
+        let got = extract(&all_sources(), &req).unwrap();
         assert_eq!((got.token.as_str(), got.source), ("q+v", Source::Query));
 
         let req = FakeRequest::get("/a").with("cookie", "theme=dark; session=\"c1\"");
-        let got = all_sources().extract(&req).unwrap();
+        let got = extract(&all_sources(), &req).unwrap();
         assert_eq!((got.token.as_str(), got.source), ("c1", Source::Cookie));
     }
 
     #[test]
     fn header_wins_and_decides() {
         let req = FakeRequest::get("/a?access_token=q").with("authorization", "Basic x");
-        assert_eq!(all_sources().extract(&req), Err(TokenError::WrongScheme));
+        assert_eq!(extract(&all_sources(), &req), Err(TokenError::WrongScheme));
     }
 
     #[test]
     fn sources_not_configured_are_not_read() {
         let req = FakeRequest::get("/a?access_token=q").with("cookie", "session=c");
-        assert_eq!(bearer().extract(&req), Err(TokenError::Missing));
+        assert_eq!(extract(&bearer(), &req), Err(TokenError::Missing));
     }
 
     #[test]
@@ -345,27 +318,28 @@ mod tests {
         let mut sources = all_sources();
         let req =
             FakeRequest::get("/a?x=%20&access_token=q&y=2#f").with("cookie", "a=1; session=c");
-        assert!(sources.strip_edits(Source::Header, &req).is_empty());
+        assert!(strip(&sources, Source::Header, &req).is_empty());
         sources.strip = true;
         assert_eq!(
-            sources.strip_edits(Source::Header, &req),
+            strip(&sources, Source::Header, &req),
             vec![HeaderEdit::Remove("authorization".into())]
         );
         assert_eq!(
-            sources.strip_edits(Source::Query, &req),
-            vec![HeaderEdit::Set(":path".into(), "/a?x=%20&y=2#f".into())]
+            strip(&sources, Source::Query, &req),
+            vec![HeaderEdit::Set(":path".into(), "/a?x=%20&y=2".into())],
+            "the fragment is dropped with the token (see core::target)"
         );
         assert_eq!(
-            sources.strip_edits(Source::Cookie, &req),
+            strip(&sources, Source::Cookie, &req),
             vec![HeaderEdit::Set("cookie".into(), "a=1".into())]
         );
         let only = FakeRequest::get("/a?access_token=q").with("cookie", "session=c");
         assert_eq!(
-            sources.strip_edits(Source::Query, &only),
+            strip(&sources, Source::Query, &only),
             vec![HeaderEdit::Set(":path".into(), "/a".into())]
         );
         assert_eq!(
-            sources.strip_edits(Source::Cookie, &only),
+            strip(&sources, Source::Cookie, &only),
             vec![HeaderEdit::Remove("cookie".into())]
         );
     }

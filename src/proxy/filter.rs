@@ -1,7 +1,7 @@
-//! The proxy-wasm adapter: Envoy callbacks become core inputs, core decisions become hostcalls.
+//! The proxy-wasm contexts: Envoy callbacks become core inputs, core decisions become hostcalls.
 //!
-//! `Root` parses the configuration in `on_configure`; each `Filter` (one per HTTP stream) asks
-//! the core for a [`Decision`] on the request headers and again when the token server answers.
+//! [`Root`] parses the configuration in `on_configure`; each [`Filter`] (one per HTTP stream)
+//! asks the core for a decision on the request headers and again when the token server answers.
 //! After a local reply it returns `Pause` and never resumes (docs/host-semantics.md §4).
 //!
 //! Calls are coalesced per VM: while a call for a token is in flight, later requests with the
@@ -10,19 +10,20 @@
 //! first, its answer is dropped by the SDK (the context is gone), so the root re-dispatches the
 //! call on its next tick and resolves the followers itself.
 
-use crate::actions::{carry_out, dispatch, local_reply};
-use crate::auth::{self, Pending, Step};
-use crate::config::Config;
-use crate::hostio::{self, Buffer, Map};
-use crate::reply::Reply;
-use crate::request::{Attribute, RequestView};
-use crate::rules::RuleSet;
-use crate::shared::{Answer, Counters, Flight, Follower, Shared};
-use crate::stats::Stat;
-use crate::token;
+use crate::core::auth::{self, Pending, Step};
+use crate::core::config::Config;
+use crate::core::reply::Reply;
+use crate::core::request::{Attribute, RequestView};
+use crate::core::route_rules::RuleSet;
+use crate::core::stats::Stat;
+use crate::core::token;
+use crate::proxy::actions::{dispatch, local_reply};
+use crate::proxy::counters::Counters;
+use crate::proxy::host::Host;
+use crate::proxy::vm_state::{Answer, Flight, Follower, VmState};
 use log::{debug, error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -30,12 +31,21 @@ use std::rc::Rc;
 const ORPHAN_TICK_MS: u32 = 1;
 
 /// The root context: configuration, counters, cache and in-flight calls of this VM.
-#[derive(Default)]
 pub struct Root {
     rules: Option<Rc<RuleSet>>,
-    shared: Rc<Shared>,
+    state: Rc<VmState>,
     /// Calls the root re-dispatched for orphaned followers: token id → flight key.
     calls: HashMap<u32, String>,
+}
+
+impl Root {
+    pub fn new(host: Rc<dyn Host>) -> Root {
+        Root {
+            rules: None,
+            state: Rc::new(VmState::new(host, Counters::default())),
+            calls: HashMap::new(),
+        }
+    }
 }
 
 impl Context for Root {
@@ -49,26 +59,26 @@ impl Context for Root {
         let Some(key) = self.calls.remove(&token_id) else {
             return;
         };
-        let answer = Answer::read(body_size);
-        let first = self.shared.flights.borrow().get(&key).and_then(|flight| {
+        let answer = Answer::read(self.state.host(), body_size);
+        let first = self.state.flights.borrow().get(&key).and_then(|flight| {
             flight
                 .followers
                 .first()
                 .map(|f| (Rc::clone(&f.config), f.pending.token.clone()))
         });
         if let Some((config, token)) = first {
-            self.shared
+            self.state
                 .remember(&config, &token, &auth::judge(&config, answer.view()));
         }
-        self.shared.release(&key, &answer);
+        self.state.release(&key, &answer);
     }
 }
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        follow_host_log_level();
-        let bytes = hostio::buffer(Buffer::PluginConfiguration, usize::MAX);
-        match RuleSet::parse(&bytes) {
+        let host = Rc::clone(&self.state.host);
+        host.follow_log_level();
+        match RuleSet::parse(&host.plugin_configuration()) {
             Ok(parsed) => {
                 for warning in &parsed.warnings {
                     warn!("easy-jwt: {warning}");
@@ -82,15 +92,12 @@ impl RootContext for Root {
                         "off"
                     }
                 );
-                let counters = if self.shared.counters.ids.iter().all(Option::is_none) {
-                    Counters::define()
+                let counters = if self.state.counters.is_defined() {
+                    self.state.counters
                 } else {
-                    self.shared.counters
+                    Counters::define(&*host)
                 };
-                self.shared = Rc::new(Shared {
-                    counters,
-                    ..Shared::default()
-                });
+                self.state = Rc::new(VmState::new(host, counters));
                 self.rules = Some(Rc::new(parsed.rules));
                 true
             }
@@ -103,7 +110,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let orphans: Vec<String> = self
-            .shared
+            .state
             .flights
             .borrow()
             .iter()
@@ -113,18 +120,13 @@ impl RootContext for Root {
         for key in orphans {
             self.redispatch(key);
         }
-        if let Err(status) = hostio::set_tick_period_ms(0) {
+        if let Err(status) = self.state.host.set_tick_period_ms(0) {
             warn!("easy-jwt: cannot stop the tick timer: {status}");
         }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Filter {
-            id: context_id,
-            rules: self.rules.clone(),
-            shared: Rc::clone(&self.shared),
-            state: State::Idle,
-        }))
+        Some(Box::new(self.filter(context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -133,10 +135,20 @@ impl RootContext for Root {
 }
 
 impl Root {
+    /// The context of a new HTTP stream.
+    pub fn filter(&self, context_id: u32) -> Filter {
+        Filter {
+            id: context_id,
+            rules: self.rules.clone(),
+            state: Rc::clone(&self.state),
+            stage: Stage::Idle,
+        }
+    }
+
     /// Calls the token server for followers whose leader went away.
     fn redispatch(&mut self, key: String) {
         let call = {
-            let mut flights = self.shared.flights.borrow_mut();
+            let mut flights = self.state.flights.borrow_mut();
             let Some(flight) = flights.get_mut(&key) else {
                 return;
             };
@@ -147,20 +159,20 @@ impl Root {
                 .map(|f| (Rc::clone(&f.config), f.pending.token.clone()))
         };
         let Some((config, token)) = call else {
-            self.shared.flights.borrow_mut().remove(&key);
+            self.state.flights.borrow_mut().remove(&key);
             return;
         };
-        match dispatch(&config, &token) {
+        match dispatch(self.state.host(), &config, &token) {
             Ok(token_id) => {
                 self.calls.insert(token_id, key);
             }
-            Err(()) => self.shared.fail_followers(&key),
+            Err(_) => self.state.fail_followers(&key),
         }
     }
 }
 
 /// Where one stream is in the auth flow.
-enum State {
+enum Stage {
     Idle,
     /// This stream's call is in flight.
     Leading {
@@ -180,14 +192,14 @@ enum State {
 pub struct Filter {
     id: u32,
     rules: Option<Rc<RuleSet>>,
-    shared: Rc<Shared>,
-    state: State,
+    state: Rc<VmState>,
+    stage: Stage,
 }
 
-/// The request, read through hostcalls (only what the core asks for).
+/// The request, read through the host (only what the core asks for).
 struct HostRequest<'a> {
     rules: &'a RuleSet,
-    shared: &'a Shared,
+    state: &'a VmState,
 }
 
 /// Property paths of each stream attribute, in the order tried: upstream Envoy's name (the only
@@ -201,13 +213,14 @@ fn property_paths(attribute: Attribute) -> [&'static str; 2] {
 
 impl RequestView for HostRequest<'_> {
     fn header(&self, name: &str) -> Option<String> {
-        hostio::header(Map::RequestHeaders, name).and_then(|bytes| String::from_utf8(bytes).ok())
+        let bytes = self.state.host.request_header(name)?;
+        String::from_utf8(bytes).ok()
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<String> {
         let value = property_paths(attribute)
             .into_iter()
-            .find_map(hostio::property)
+            .find_map(|path| self.state.host.property(path))
             .and_then(|bytes| String::from_utf8(bytes).ok());
         if value.is_none() {
             self.unserved(attribute);
@@ -220,7 +233,7 @@ impl HostRequest<'_> {
     /// The host gave neither name of `attribute`: the rules that match on it cannot match this
     /// request, and on a gateway that serves neither name they never match. Said once per VM.
     fn unserved(&self, attribute: Attribute) {
-        let mut unserved = self.shared.unserved.get();
+        let mut unserved = self.state.unserved.get();
         let Some(seen) = unserved.get_mut(attribute as usize) else {
             return;
         };
@@ -228,7 +241,7 @@ impl HostRequest<'_> {
             return;
         }
         *seen = true;
-        self.shared.unserved.set(unserved);
+        self.state.unserved.set(unserved);
         let [path, legacy] = property_paths(attribute);
         warn!(
             "easy-jwt: the host gave neither `{}` nor `{legacy}` for a request (a gateway that serves neither, or a route without one): {} cannot match such requests (said once per VM)",
@@ -246,36 +259,36 @@ impl Context for Filter {
         body_size: usize,
         _trailers: usize,
     ) {
-        if !matches!(&self.state, State::Leading { token_id: t, .. } if *t == token_id) {
+        if !matches!(&self.stage, Stage::Leading { token_id: t, .. } if *t == token_id) {
             return;
         }
-        let State::Leading {
+        let Stage::Leading {
             key,
             config,
             pending,
             ..
-        } = std::mem::replace(&mut self.state, State::Done)
+        } = std::mem::replace(&mut self.stage, Stage::Done)
         else {
             return;
         };
-        let answer = Answer::read(body_size);
+        let answer = Answer::read(self.state.host(), body_size);
         debug!(
             "#{} easy-jwt: token server answered {}",
             self.id,
             answer.status.unwrap_or(0)
         );
         let verdict = auth::judge(&config, answer.view());
-        self.shared.remember(&config, &pending.token, &verdict);
-        self.shared
+        self.state.remember(&config, &pending.token, &verdict);
+        self.state
             .finish(self.id, auth::decide(&config, verdict, pending));
-        self.shared.release(&key, &answer);
+        self.state.release(&key, &answer);
     }
 
     fn on_done(&mut self) -> bool {
-        match std::mem::replace(&mut self.state, State::Done) {
-            State::Leading { key, .. } => self.abandon(&key),
-            State::Following { key } => self.unfollow(&key),
-            State::Idle | State::Done => {}
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Leading { key, .. } => self.abandon(&key),
+            Stage::Following { key } => self.unfollow(&key),
+            Stage::Idle | Stage::Done => {}
         }
         true
     }
@@ -288,12 +301,17 @@ impl HttpContext for Filter {
                 "#{} easy-jwt: request refused: the plugin is not configured",
                 self.id
             );
-            self.state = State::Done;
-            return local_reply(self.id, &not_configured(), "easy_jwt.not_configured");
+            self.stage = Stage::Done;
+            return local_reply(
+                self.state.host(),
+                self.id,
+                &not_configured(),
+                "easy_jwt.not_configured",
+            );
         };
         let request = HostRequest {
             rules: &rules,
-            shared: &self.shared,
+            state: &self.state,
         };
         let Some(config) = rules.select(&request).cloned() else {
             return Action::Continue;
@@ -301,8 +319,8 @@ impl HttpContext for Filter {
         match auth::on_request(&config, &request) {
             Step::Call(call) => self.check_token(config, call.pending),
             Step::Decided(decision) => {
-                self.state = State::Done;
-                carry_out(self.id, &self.shared.counters, decision)
+                self.stage = Stage::Done;
+                self.state.carry_out(self.id, decision)
             }
         }
     }
@@ -311,20 +329,20 @@ impl HttpContext for Filter {
 impl Filter {
     /// Cache, then an in-flight call for the same token, then a call of our own.
     fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
-        if let Some(identity) = self.shared.cached(&config, &pending.token) {
-            self.shared.counters.count(Stat::CacheHit);
-            self.state = State::Done;
+        if let Some(identity) = self.state.cached(&config, &pending.token) {
+            self.state.counters.count(self.state.host(), Stat::CacheHit);
+            self.stage = Stage::Done;
             let decision = auth::allow(&config, &identity, pending.strip);
-            return carry_out(self.id, &self.shared.counters, decision);
+            return self.state.carry_out(self.id, decision);
         }
-        let key = Shared::cache_key(&config, &pending.token);
-        if let Some(flight) = self.shared.flights.borrow_mut().get_mut(&key) {
+        let key = VmState::cache_key(&config, &pending.token);
+        if let Some(flight) = self.state.flights.borrow_mut().get_mut(&key) {
             flight.followers.push(Follower {
                 context_id: self.id,
                 config,
                 pending,
             });
-            self.state = State::Following { key };
+            self.stage = Stage::Following { key };
             return Action::Pause;
         }
         debug!(
@@ -333,13 +351,13 @@ impl Filter {
             token::redact(&pending.token),
             config.token_server.cluster
         );
-        match dispatch(&config, &pending.token) {
+        match dispatch(self.state.host(), &config, &pending.token) {
             Ok(token_id) => {
-                self.shared
+                self.state
                     .flights
                     .borrow_mut()
                     .insert(key.clone(), Flight::default());
-                self.state = State::Leading {
+                self.stage = Stage::Leading {
                     token_id,
                     key,
                     config,
@@ -347,17 +365,17 @@ impl Filter {
                 };
                 Action::Pause
             }
-            Err(()) => {
-                self.state = State::Done;
+            Err(_) => {
+                self.stage = Stage::Done;
                 let decision = auth::on_dispatch_error(&config, pending);
-                carry_out(self.id, &self.shared.counters, decision)
+                self.state.carry_out(self.id, decision)
             }
         }
     }
 
     /// The leader's stream ended before its answer: hand the followers to the root.
     fn abandon(&self, key: &str) {
-        let mut flights = self.shared.flights.borrow_mut();
+        let mut flights = self.state.flights.borrow_mut();
         let Some(flight) = flights.get_mut(key) else {
             return;
         };
@@ -366,31 +384,17 @@ impl Filter {
             return;
         }
         flight.orphaned = true;
-        if let Err(status) = hostio::set_tick_period_ms(ORPHAN_TICK_MS) {
+        if let Err(status) = self.state.host.set_tick_period_ms(ORPHAN_TICK_MS) {
             warn!("#{} easy-jwt: cannot arm the tick timer: {status}", self.id);
         }
     }
 
     /// A follower's stream ended: it no longer waits.
     fn unfollow(&self, key: &str) {
-        if let Some(flight) = self.shared.flights.borrow_mut().get_mut(key) {
+        if let Some(flight) = self.state.flights.borrow_mut().get_mut(key) {
             flight.followers.retain(|f| f.context_id != self.id);
         }
     }
-}
-
-/// Logs below Envoy's `wasm` log level are skipped inside the VM: no formatting, no hostcall.
-fn follow_host_log_level() {
-    let level = match hostio::log_level() {
-        Some(0) => LogLevel::Trace,
-        Some(1) => LogLevel::Debug,
-        Some(2) => LogLevel::Info,
-        Some(3) => LogLevel::Warn,
-        Some(4) => LogLevel::Error,
-        Some(_) => LogLevel::Critical,
-        None => return,
-    };
-    proxy_wasm::set_log_level(level);
 }
 
 fn not_configured() -> Reply {

@@ -1,14 +1,15 @@
-//! What the root context and every stream of one VM share: the counters, the auth cache glue
-//! (per-VM map, then shared-data slots) and the in-flight calls that coalesce requests with the
-//! same token.
+//! Per-VM state shared by the root context and every stream of one VM: the host, the counters,
+//! the auth cache glue (this VM's map, then the proxy-wasm shared-data slots every VM sees) and
+//! the in-flight calls that coalesce requests with the same token.
 
-use crate::actions::carry_out;
-use crate::auth::{self, AuthResponse, Decision, Identity, Pending, Verdict};
-use crate::cache::{self, AuthCache};
-use crate::config::Config;
-use crate::hostio::{self, Buffer, Map};
-use crate::request::Attribute;
-use crate::stats::Stat;
+use crate::core::auth::{self, AuthResponse, Decision, Pending, Verdict};
+use crate::core::cache::{self, AuthCache};
+use crate::core::config::Config;
+use crate::core::identity::Identity;
+use crate::core::request::Attribute;
+use crate::proxy::actions::carry_out;
+use crate::proxy::counters::Counters;
+use crate::proxy::host::Host;
 use log::warn;
 use proxy_wasm::types::Action;
 use std::cell::{Cell, RefCell};
@@ -16,36 +17,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Largest token-server answer read; a longer one is an invalid answer (fail closed).
-const MAX_AUTH_BODY: usize = 64 * 1024;
-
-/// Per-VM counters (ids are per VM; Envoy sums them across VMs by name).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counters {
-    pub ids: [Option<u32>; Stat::ALL.len()],
-}
-
-impl Counters {
-    pub fn define() -> Counters {
-        let mut counters = Counters::default();
-        for stat in Stat::ALL {
-            match hostio::define_counter(stat.name()) {
-                Ok(id) => {
-                    if let Some(slot) = counters.ids.get_mut(stat.index()) {
-                        *slot = Some(id);
-                    }
-                }
-                Err(status) => warn!("easy-jwt: cannot define counter {}: {status}", stat.name()),
-            }
-        }
-        counters
-    }
-
-    pub fn count(&self, stat: Stat) {
-        if let Some(Some(id)) = self.ids.get(stat.index()) {
-            let _ = hostio::increment(*id);
-        }
-    }
-}
+pub const MAX_AUTH_BODY: usize = 64 * 1024;
 
 /// A request waiting for another stream's call.
 pub struct Follower {
@@ -62,10 +34,11 @@ pub struct Flight {
 }
 
 /// What the root and every stream of one VM share.
-#[derive(Default)]
-pub struct Shared {
+pub struct VmState {
+    pub host: Rc<dyn Host>,
     pub counters: Counters,
     pub cache: RefCell<AuthCache>,
+    /// In-flight calls by cache key.
     pub flights: RefCell<HashMap<String, Flight>>,
     /// Stream attributes this VM's host was found not to serve (warned about once per VM).
     pub unserved: Cell<[bool; Attribute::ALL.len()]>,
@@ -78,12 +51,11 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn read(body_size: usize) -> Answer {
-        let status = hostio::header(Map::CallResponseHeaders, ":status")
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<u16>().ok());
+    /// Reads the answer being delivered; a body over [`MAX_AUTH_BODY`] is not read.
+    pub fn read(host: &dyn Host, body_size: usize) -> Answer {
+        let status = host.call_status();
         let body = if body_size <= MAX_AUTH_BODY {
-            hostio::buffer(Buffer::CallResponseBody, body_size)
+            host.call_body(body_size)
         } else {
             warn!("easy-jwt: token server answer of {body_size} bytes ignored");
             Vec::new()
@@ -99,7 +71,21 @@ impl Answer {
     }
 }
 
-impl Shared {
+impl VmState {
+    pub fn new(host: Rc<dyn Host>, counters: Counters) -> VmState {
+        VmState {
+            host,
+            counters,
+            cache: RefCell::default(),
+            flights: RefCell::default(),
+            unserved: Cell::default(),
+        }
+    }
+
+    pub fn host(&self) -> &dyn Host {
+        &*self.host
+    }
+
     pub fn cache_key(config: &Config, token: &str) -> String {
         format!("{}:{token}", config.scope)
     }
@@ -110,8 +96,8 @@ impl Shared {
         if !settings.enabled() {
             return None;
         }
-        let now = hostio::now_secs();
-        let key = Shared::cache_key(config, token);
+        let now = self.host.now_secs();
+        let key = VmState::cache_key(config, token);
         if let Some(identity) = self.cache.borrow_mut().get(&key, now) {
             return Some(identity);
         }
@@ -120,7 +106,7 @@ impl Shared {
         }
         let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
         let (identity, expires_at) =
-            cache::decode_shared(&hostio::shared_data(&slot)?, token, now)?;
+            cache::decode_shared(&self.host.shared_data(&slot)?, token, now)?;
         self.cache
             .borrow_mut()
             .insert(key, identity.clone(), expires_at, settings.max_entries);
@@ -136,17 +122,17 @@ impl Shared {
         if !settings.enabled() {
             return;
         }
-        let Some(expires_at) = cache::expiry(token, hostio::now_secs(), settings.ttl_secs) else {
+        let Some(expires_at) = cache::expiry(token, self.host.now_secs(), settings.ttl_secs) else {
             return;
         };
-        let key = Shared::cache_key(config, token);
+        let key = VmState::cache_key(config, token);
         self.cache
             .borrow_mut()
             .insert(key, identity.clone(), expires_at, settings.max_entries);
         if settings.shared_slots > 0 {
             let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
             let value = cache::encode_shared(token, identity, expires_at);
-            if let Err(status) = hostio::set_shared_data(&slot, &value) {
+            if let Err(status) = self.host.set_shared_data(&slot, &value) {
                 warn!("easy-jwt: cannot write shared cache slot: {status}");
             }
         }
@@ -156,7 +142,11 @@ impl Shared {
     pub fn release(&self, key: &str, answer: &Answer) {
         let flight = self.flights.borrow_mut().remove(key);
         for follower in flight.map(|f| f.followers).unwrap_or_default() {
-            if hostio::set_effective_context(follower.context_id).is_err() {
+            if self
+                .host
+                .set_effective_context(follower.context_id)
+                .is_err()
+            {
                 continue;
             }
             let decision = auth::on_response(&follower.config, follower.pending, answer.view());
@@ -168,17 +158,22 @@ impl Shared {
     pub fn fail_followers(&self, key: &str) {
         let flight = self.flights.borrow_mut().remove(key);
         for follower in flight.map(|f| f.followers).unwrap_or_default() {
-            if hostio::set_effective_context(follower.context_id).is_ok() {
+            if self.host.set_effective_context(follower.context_id).is_ok() {
                 let decision = auth::on_dispatch_error(&follower.config, follower.pending);
                 self.finish(follower.context_id, decision);
             }
         }
     }
 
+    /// Carries out a decision on the effective context (a request not paused yet).
+    pub fn carry_out(&self, context_id: u32, decision: Decision) -> Action {
+        carry_out(self.host(), context_id, &self.counters, decision)
+    }
+
     /// Carries out the decision that ends a paused request, on the effective context.
     pub fn finish(&self, context_id: u32, decision: Decision) {
-        if carry_out(context_id, &self.counters, decision) == Action::Continue {
-            if let Err(status) = hostio::resume_request() {
+        if self.carry_out(context_id, decision) == Action::Continue {
+            if let Err(status) = self.host.resume_request() {
                 warn!("#{context_id} easy-jwt: resume failed: {status}");
             }
         }

@@ -8,7 +8,7 @@ use crate::headers::HeaderMap;
 use crate::memory;
 use crate::pairs;
 use crate::state::VmState;
-use crate::vm::HttpCall;
+use crate::types::HttpCall;
 
 /// Envoy casts the timeout to `int`: anything ≥ 2^31 ms is negative → BadArgument (§3).
 const MAX_TIMEOUT_MS: u32 = i32::MAX as u32;

@@ -5,7 +5,7 @@ use wasmtime::Caller;
 use super::{Fail, Status};
 use crate::memory;
 use crate::state::VmState;
-use crate::vm::LogLevel;
+use crate::types::LogLevel;
 
 /// `proxy_log`: levels 0–5; a higher level is BadArgument.
 pub fn log(c: &mut Caller<'_, VmState>, level: u32, ptr: u32, len: u32) -> Result<(), Fail> {

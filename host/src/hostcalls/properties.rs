@@ -7,7 +7,7 @@ use super::{Fail, Status};
 use crate::memory;
 use crate::pairs;
 use crate::state::{StreamData, VmState};
-use crate::vm::Flavor;
+use crate::types::Flavor;
 
 /// Splits a NUL-joined property path into a dotted name (no trailing NUL, §2).
 fn dotted(raw: &[u8]) -> String {

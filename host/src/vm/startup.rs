@@ -16,6 +16,7 @@ pub(super) fn start(plugin: &Plugin, env: &HostEnv, cfg: VmConfig) -> Result<Vm,
     let linker = linker(plugin)?;
     let seed = env.clock.now_nanos() ^ u64::from(std::process::id());
     let mut store = Store::new(plugin.engine(), VmState::new(cfg, env.clone(), seed));
+    let meter = super::Meter::install(&mut store, plugin)?;
     let instance = linker
         .instantiate(&mut store, plugin.module())
         .map_err(|e| HostError::Link(format!("{e:#}")))?;
@@ -32,6 +33,7 @@ pub(super) fn start(plugin: &Plugin, env: &HostEnv, cfg: VmConfig) -> Result<Vm,
         configured: false,
         failed: None,
         events: Vec::new(),
+        meter,
     };
     vm.initialize()?;
     vm.start_root()?;

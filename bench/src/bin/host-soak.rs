@@ -1,4 +1,5 @@
-//! `easy-jwt-soak`: a million requests through ONE VM of the real plugin (`make soak`).
+//! `host-soak`: a million requests through ONE VM of the real plugin, in the in-process host
+//! (`cargo run --release -p easy-jwt-bench --bin host-soak`; `make soak` runs `envoy-soak`).
 //!
 //! Requests mix every path of the plugin — ignored, anonymous, missing or malformed token,
 //! allowed / denied / failed calls (answered in-process, out of order, in batches), cache hits,
@@ -34,7 +35,7 @@ const MAX_GROWTH_PERCENT: f64 = 10.0;
 /// Command-line flags.
 #[derive(Debug, Parser)]
 #[command(
-    name = "easy-jwt-soak",
+    name = "host-soak",
     about = "One million requests through one plugin VM"
 )]
 struct Args {
@@ -451,11 +452,11 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
-            eprintln!("easy-jwt-soak: FAILED (hung request, trap, wrong outcome or memory growth > {MAX_GROWTH_PERCENT}%)");
+            eprintln!("host-soak: FAILED (hung request, trap, wrong outcome or memory growth > {MAX_GROWTH_PERCENT}%)");
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("easy-jwt-soak: {error}");
+            eprintln!("host-soak: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,315 @@
+//! A host made of plain data for the adapter's unit tests: streams with their headers, a clock,
+//! shared data and counters (shareable between fake VMs), and a record of every effect.
+
+use crate::proxy::host::{Call, Host, Status};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// `BadArgument`, what Envoy answers for an unknown cluster or a gone stream.
+pub const BAD_ARGUMENT: Status = Status(2);
+
+/// One dispatched call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub context: u32,
+    pub token: u32,
+    pub cluster: String,
+    pub body: Vec<u8>,
+}
+
+/// One local reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replied {
+    pub context: u32,
+    pub status: u16,
+    pub details: String,
+    pub body: Vec<u8>,
+}
+
+/// What every fake VM of one "Envoy" shares: shared data and counters by name.
+#[derive(Debug, Default)]
+pub struct Process {
+    pub shared_data: RefCell<HashMap<String, Vec<u8>>>,
+    pub counters: RefCell<BTreeMap<String, i64>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    effective: u32,
+    headers: HashMap<u32, Vec<(String, String)>>,
+    properties: HashMap<u32, Vec<(String, Vec<u8>)>>,
+    configuration: Vec<u8>,
+    answer: Option<(Option<u16>, Vec<u8>)>,
+    counter_names: Vec<String>,
+    now: u64,
+    tick_ms: u32,
+    next_token: u32,
+    refuse_dispatch: Option<Status>,
+    refuse_edits: bool,
+    dispatched: Vec<Dispatched>,
+    replies: Vec<Replied>,
+    resumed: Vec<u32>,
+}
+
+/// The fake host of one VM.
+#[derive(Debug)]
+pub struct FakeHost {
+    process: Rc<Process>,
+    state: RefCell<State>,
+}
+
+impl FakeHost {
+    /// A VM in its own process.
+    pub fn new() -> Rc<FakeHost> {
+        FakeHost::in_process(Rc::new(Process::default()))
+    }
+
+    /// Another VM of `process` (a second worker).
+    pub fn in_process(process: Rc<Process>) -> Rc<FakeHost> {
+        Rc::new(FakeHost {
+            process,
+            state: RefCell::new(State {
+                now: 1_700_000_000,
+                next_token: 1,
+                ..State::default()
+            }),
+        })
+    }
+
+    pub fn process(&self) -> Rc<Process> {
+        Rc::clone(&self.process)
+    }
+
+    pub fn set_configuration(&self, json: &str) {
+        self.state.borrow_mut().configuration = json.as_bytes().to_vec();
+    }
+
+    /// Registers stream `context` with its request headers and makes it the effective one (what
+    /// Envoy does before calling the stream's callbacks).
+    pub fn stream(&self, context: u32, headers: &[(&str, &str)]) {
+        let mut state = self.state.borrow_mut();
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        state.headers.insert(context, headers);
+        state.effective = context;
+    }
+
+    pub fn property(&self, context: u32, path: &str, value: &str) {
+        let mut state = self.state.borrow_mut();
+        let list = state.properties.entry(context).or_default();
+        list.push((path.to_string(), value.as_bytes().to_vec()));
+    }
+
+    /// Makes `context` the effective one (Envoy does so before each callback).
+    pub fn enter(&self, context: u32) {
+        self.state.borrow_mut().effective = context;
+    }
+
+    /// The answer of the call being delivered (`None` status: a reset).
+    pub fn answer(&self, status: Option<u16>, body: &str) {
+        self.state.borrow_mut().answer = Some((status, body.as_bytes().to_vec()));
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.state.borrow_mut().now += seconds;
+    }
+
+    pub fn refuse_dispatch(&self, status: Status) {
+        self.state.borrow_mut().refuse_dispatch = Some(status);
+    }
+
+    pub fn refuse_edits(&self) {
+        self.state.borrow_mut().refuse_edits = true;
+    }
+
+    pub fn dispatched(&self) -> Vec<Dispatched> {
+        self.state.borrow().dispatched.clone()
+    }
+
+    pub fn replies(&self) -> Vec<Replied> {
+        self.state.borrow().replies.clone()
+    }
+
+    pub fn resumed(&self) -> Vec<u32> {
+        self.state.borrow().resumed.clone()
+    }
+
+    pub fn tick_ms(&self) -> u32 {
+        self.state.borrow().tick_ms
+    }
+
+    /// Every value of a request header of stream `context`, after the plugin's edits.
+    pub fn header_values(&self, context: u32, name: &str) -> Vec<String> {
+        let state = self.state.borrow();
+        state
+            .headers
+            .get(&context)
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A counter by its full name (`easy_jwt.allowed`), 0 when never incremented.
+    pub fn counter(&self, name: &str) -> i64 {
+        self.process
+            .counters
+            .borrow()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn edit(&self, name: &str, value: Option<&str>) -> Result<(), Status> {
+        let mut state = self.state.borrow_mut();
+        if state.refuse_edits {
+            return Err(BAD_ARGUMENT);
+        }
+        let effective = state.effective;
+        let headers = state.headers.get_mut(&effective).ok_or(BAD_ARGUMENT)?;
+        headers.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            headers.push((name.to_string(), value.to_string()));
+        }
+        Ok(())
+    }
+}
+
+impl Host for FakeHost {
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        let state = self.state.borrow();
+        let headers = state.headers.get(&state.effective)?;
+        let (_, value) = headers.iter().find(|(n, _)| n == name)?;
+        Some(value.as_bytes().to_vec())
+    }
+
+    fn property(&self, path: &str) -> Option<Vec<u8>> {
+        let state = self.state.borrow();
+        let list = state.properties.get(&state.effective)?;
+        let (_, value) = list.iter().find(|(p, _)| p == path)?;
+        Some(value.clone())
+    }
+
+    fn plugin_configuration(&self) -> Vec<u8> {
+        self.state.borrow().configuration.clone()
+    }
+
+    fn call_status(&self) -> Option<u16> {
+        self.state.borrow().answer.as_ref()?.0
+    }
+
+    fn call_body(&self, max: usize) -> Vec<u8> {
+        let state = self.state.borrow();
+        let body = state.answer.as_ref().map(|(_, b)| b.as_slice());
+        body.unwrap_or_default().iter().take(max).copied().collect()
+    }
+
+    fn set_request_header(&self, name: &str, value: &str) -> Result<(), Status> {
+        self.edit(name, Some(value))
+    }
+
+    fn remove_request_header(&self, name: &str) -> Result<(), Status> {
+        self.edit(name, None)
+    }
+
+    fn send_local_reply(
+        &self,
+        status: u16,
+        details: &str,
+        body: &[u8],
+        _headers: &[(&str, &str)],
+    ) -> Result<(), Status> {
+        let mut state = self.state.borrow_mut();
+        let context = state.effective;
+        state.replies.push(Replied {
+            context,
+            status,
+            details: details.to_string(),
+            body: body.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn resume_request(&self) -> Result<(), Status> {
+        let mut state = self.state.borrow_mut();
+        let context = state.effective;
+        state.resumed.push(context);
+        Ok(())
+    }
+
+    fn set_effective_context(&self, context_id: u32) -> Result<(), Status> {
+        let mut state = self.state.borrow_mut();
+        if !state.headers.contains_key(&context_id) {
+            return Err(BAD_ARGUMENT);
+        }
+        state.effective = context_id;
+        Ok(())
+    }
+
+    fn dispatch(&self, call: &Call) -> Result<u32, Status> {
+        let mut state = self.state.borrow_mut();
+        if let Some(status) = state.refuse_dispatch {
+            return Err(status);
+        }
+        let token = state.next_token;
+        state.next_token += 1;
+        let context = state.effective;
+        state.dispatched.push(Dispatched {
+            context,
+            token,
+            cluster: call.cluster.to_string(),
+            body: call.body.to_vec(),
+        });
+        Ok(token)
+    }
+
+    fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
+        self.process.shared_data.borrow().get(key).cloned()
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), Status> {
+        let mut data = self.process.shared_data.borrow_mut();
+        data.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn define_counter(&self, name: &str) -> Result<u32, Status> {
+        let mut state = self.state.borrow_mut();
+        state.counter_names.push(name.to_string());
+        Ok(u32::try_from(state.counter_names.len()).unwrap_or(u32::MAX))
+    }
+
+    fn increment(&self, id: u32) -> Result<(), Status> {
+        let state = self.state.borrow();
+        let index = usize::try_from(id).map_err(|_| BAD_ARGUMENT)?;
+        let name = state
+            .counter_names
+            .get(index.wrapping_sub(1))
+            .ok_or(BAD_ARGUMENT)?;
+        *self
+            .process
+            .counters
+            .borrow_mut()
+            .entry(name.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.state.borrow().now
+    }
+
+    fn follow_log_level(&self) {}
+
+    fn set_tick_period_ms(&self, period: u32) -> Result<(), Status> {
+        self.state.borrow_mut().tick_ms = period;
+        Ok(())
+    }
+}

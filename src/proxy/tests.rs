@@ -1,0 +1,326 @@
+//! Unit tests of the adapter's own logic through the fake host: coalescing, the leader-gone
+//! re-dispatch, cache glue (per VM and shared slots), fail-open marking, counting, and the
+//! fail-closed paths (refused dispatch, refused header edit, no configuration).
+
+use crate::proxy::fake::{FakeHost, BAD_ARGUMENT};
+use crate::proxy::filter::{Filter, Root};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::Action;
+use serde_json::{json, Value};
+use std::rc::Rc;
+
+const CLUSTER: &str = "outbound|9090||token-server.dns";
+
+/// A configured VM on `host` with the global keys of `extra` over a minimal configuration.
+fn vm(host: &Rc<FakeHost>, extra: Value) -> Root {
+    let mut config = json!({
+        "tokenServerFQDN": "token-server.dns",
+        "tokenServerPort": 9090,
+        "ignoreUrls": ["/public/*"],
+        "anonymousToken": "anon",
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        config[key] = value.clone();
+    }
+    host.set_configuration(&config.to_string());
+    let mut root = Root::new(Rc::clone(host) as Rc<dyn crate::proxy::host::Host>);
+    assert!(root.on_configure(0), "configuration accepted");
+    root
+}
+
+/// Stream `id` with `token` (as `Authorization: Bearer`), headers run; returns the stream.
+fn request(
+    root: &Root,
+    host: &FakeHost,
+    id: u32,
+    path: &str,
+    token: Option<&str>,
+) -> (Filter, Action) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![(":path", path), ("x-auth-user", "client")];
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer));
+    }
+    host.stream(id, &headers);
+    let mut stream = root.filter(id);
+    let action = stream.on_http_request_headers(headers.len(), true);
+    (stream, action)
+}
+
+/// Delivers the answer of call `token` to `stream` (effective context `id`).
+fn answer(host: &FakeHost, stream: &mut Filter, id: u32, token: u32, status: u16, body: &str) {
+    host.enter(id);
+    host.answer(Some(status), body);
+    stream.on_http_call_response(token, 1, body.len(), 0);
+}
+
+fn uid(host: &FakeHost, id: u32) -> Vec<String> {
+    host.header_values(id, "x-auth-user")
+}
+
+#[test]
+fn requests_with_one_token_share_one_call() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    let (mut leader, first) = request(&root, &host, 2, "/a", Some("tok"));
+    let (_follower, second) = request(&root, &host, 3, "/b", Some("tok"));
+    let (_other, third) = request(&root, &host, 4, "/c", Some("other"));
+    assert_eq!(
+        (first, second, third),
+        (Action::Pause, Action::Pause, Action::Pause)
+    );
+    let calls = host.dispatched();
+    assert_eq!(calls.len(), 2, "one call per distinct token: {calls:?}");
+    assert_eq!(calls[0].cluster, CLUSTER);
+    assert_eq!(calls[0].body, br#"{"token":"tok"}"#);
+    answer(&host, &mut leader, 2, calls[0].token, 200, r#"{"uid":7}"#);
+    assert_eq!(host.resumed(), [2, 3], "the leader, then its follower");
+    assert_eq!(uid(&host, 2), ["7"]);
+    assert_eq!(
+        uid(&host, 3),
+        ["7"],
+        "the follower's own client uid replaced"
+    );
+    assert_eq!(uid(&host, 4), ["client"], "the other token still waits");
+    assert_eq!(host.counter("easy_jwt.allowed"), 2);
+}
+
+#[test]
+fn a_follower_that_leaves_is_not_resumed() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
+    let (mut follower, _) = request(&root, &host, 3, "/a", Some("tok"));
+    host.enter(3);
+    assert!(follower.on_done());
+    let token = host.dispatched()[0].token;
+    answer(&host, &mut leader, 2, token, 200, r#"{"uid":7}"#);
+    assert_eq!(host.resumed(), [2]);
+}
+
+#[test]
+fn when_the_leader_leaves_the_root_calls_again_for_its_followers() {
+    let host = FakeHost::new();
+    let mut root = vm(&host, json!({}));
+    let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
+    let (_follower, _) = request(&root, &host, 3, "/a", Some("tok"));
+    host.enter(2);
+    assert!(leader.on_done());
+    assert_eq!(host.tick_ms(), 1, "the root is woken to re-dispatch");
+    // The SDK drops the leader's answer (its context is gone); the root calls again.
+    root.on_tick();
+    assert_eq!(host.tick_ms(), 0, "the tick is disarmed");
+    let calls = host.dispatched();
+    assert_eq!(calls.len(), 2);
+    host.answer(Some(200), r#"{"uid":8}"#);
+    root.on_http_call_response(calls[1].token, 1, 9, 0);
+    assert_eq!(host.resumed(), [3]);
+    assert_eq!(uid(&host, 3), ["8"]);
+    // The root's answer was cached: a new request needs no call.
+    let (_later, action) = request(&root, &host, 4, "/a", Some("tok"));
+    assert_eq!(action, Action::Continue);
+    assert_eq!(host.dispatched().len(), 2);
+}
+
+#[test]
+fn a_leader_without_followers_leaves_nothing_behind() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
+    host.enter(2);
+    assert!(leader.on_done());
+    assert_eq!(host.tick_ms(), 0, "no tick without followers");
+    let (_again, action) = request(&root, &host, 3, "/a", Some("tok"));
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.dispatched().len(), 2, "a new leader calls");
+}
+
+#[test]
+fn a_refused_redispatch_fails_the_followers_closed() {
+    let host = FakeHost::new();
+    let mut root = vm(&host, json!({}));
+    let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
+    let (_follower, _) = request(&root, &host, 3, "/a", Some("tok"));
+    host.enter(2);
+    leader.on_done();
+    host.refuse_dispatch(BAD_ARGUMENT);
+    root.on_tick();
+    let replies = host.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].context, 3);
+    assert_eq!(replies[0].status, 401);
+    assert_eq!(
+        replies[0].body,
+        br#"{"message":"token server call failed"}"#
+    );
+    assert!(host.resumed().is_empty());
+}
+
+#[test]
+fn a_refused_dispatch_is_a_failure_reply() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({"tokenServerFailureStatusCode": 503}));
+    host.refuse_dispatch(BAD_ARGUMENT);
+    let (_stream, action) = request(&root, &host, 2, "/a", Some("tok"));
+    assert_eq!(action, Action::Pause);
+    let replies = host.replies();
+    assert_eq!(replies[0].status, 503);
+    assert_eq!(replies[0].details, "easy_jwt.token_server_failure");
+    assert_eq!(host.counter("easy_jwt.token_server_failure"), 1);
+}
+
+#[test]
+fn an_allowed_answer_is_cached_for_this_vm_and_shared_with_the_others() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({"cacheTtlSeconds": 10}));
+    let (mut first, _) = request(&root, &host, 2, "/a", Some("tok"));
+    answer(&host, &mut first, 2, 1, 200, r#"{"uid":9}"#);
+    let (_hit, action) = request(&root, &host, 3, "/a", Some("tok"));
+    assert_eq!(action, Action::Continue);
+    assert_eq!(uid(&host, 3), ["9"]);
+    assert_eq!(host.dispatched().len(), 1);
+    assert_eq!(host.counter("easy_jwt.cache_hit"), 1);
+    assert_eq!(host.counter("easy_jwt.allowed"), 2);
+    // A second worker's VM finds it in shared data.
+    let worker = FakeHost::in_process(host.process());
+    let other = vm(&worker, json!({"cacheTtlSeconds": 10}));
+    let (_shared, action) = request(&other, &worker, 2, "/a", Some("tok"));
+    assert_eq!(action, Action::Continue);
+    assert_eq!(uid(&worker, 2), ["9"]);
+    assert!(worker.dispatched().is_empty());
+    // After the TTL both ask again.
+    host.advance(11);
+    let (_expired, action) = request(&root, &host, 4, "/a", Some("tok"));
+    assert_eq!(action, Action::Pause);
+}
+
+#[test]
+fn refusals_and_failures_are_never_cached() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({"cacheTtlSeconds": 10}));
+    let (mut denied, _) = request(&root, &host, 2, "/a", Some("tok"));
+    answer(&host, &mut denied, 2, 1, 401, r#"{"message":"no"}"#);
+    let (mut failed, _) = request(&root, &host, 3, "/a", Some("tok"));
+    answer(&host, &mut failed, 3, 2, 500, "");
+    let (_again, action) = request(&root, &host, 4, "/a", Some("tok"));
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.dispatched().len(), 3);
+    assert!(host.process().shared_data.borrow().is_empty());
+}
+
+#[test]
+fn fail_open_marks_the_request_and_drops_the_client_uid() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({"failOpen": true}));
+    let (mut stream, _) = request(&root, &host, 2, "/a", Some("tok"));
+    answer(&host, &mut stream, 2, 1, 500, "");
+    assert_eq!(host.resumed(), [2]);
+    assert!(uid(&host, 2).is_empty());
+    assert_eq!(
+        host.header_values(2, "x-envoy-auth-failure-mode-allowed"),
+        ["true"]
+    );
+    assert_eq!(host.counter("easy_jwt.fail_open"), 1);
+    // Allowed requests carry no marker, whatever the client sent.
+    host.stream(
+        3,
+        &[
+            (":path", "/a"),
+            ("authorization", "Bearer t2"),
+            ("x-envoy-auth-failure-mode-allowed", "true"),
+        ],
+    );
+    let mut allowed = root.filter(3);
+    allowed.on_http_request_headers(3, true);
+    answer(&host, &mut allowed, 3, 2, 200, r#"{"uid":1}"#);
+    assert!(host
+        .header_values(3, "x-envoy-auth-failure-mode-allowed")
+        .is_empty());
+}
+
+#[test]
+fn every_handled_request_is_counted_once() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    request(&root, &host, 2, "/public/x", None);
+    request(&root, &host, 3, "/a", None);
+    request(&root, &host, 4, "/a", Some("anon"));
+    let (mut denied, _) = request(&root, &host, 5, "/a", Some("d"));
+    answer(&host, &mut denied, 5, 1, 403, "{}");
+    let (mut failed, _) = request(&root, &host, 6, "/a", Some("f"));
+    answer(&host, &mut failed, 6, 2, 502, "");
+    let counts: Vec<i64> = [
+        "ignored",
+        "token_missing",
+        "anonymous",
+        "denied",
+        "token_server_failure",
+        "allowed",
+        "fail_open",
+        "cache_hit",
+    ]
+    .iter()
+    .map(|name| host.counter(&format!("easy_jwt.{name}")))
+    .collect();
+    assert_eq!(counts, [1, 1, 1, 1, 1, 0, 0, 0]);
+    assert_eq!(uid(&host, 2), ["0"], "ignored: the anonymous uid");
+    assert_eq!(uid(&host, 4), ["0"]);
+    let statuses: Vec<(u32, u16)> = host
+        .replies()
+        .iter()
+        .map(|r| (r.context, r.status))
+        .collect();
+    assert_eq!(statuses, [(3, 401), (5, 401), (6, 401)]);
+}
+
+#[test]
+fn a_refused_header_edit_never_lets_the_request_through() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    let (mut stream, _) = request(&root, &host, 2, "/a", Some("tok"));
+    host.refuse_edits();
+    answer(&host, &mut stream, 2, 1, 200, r#"{"uid":1}"#);
+    assert!(host.resumed().is_empty());
+    let replies = host.replies();
+    assert_eq!(replies[0].status, 500);
+    assert_eq!(replies[0].details, "easy_jwt.header_edit_failed");
+    assert_eq!(host.counter("easy_jwt.token_server_failure"), 1);
+    assert_eq!(host.counter("easy_jwt.allowed"), 0);
+}
+
+#[test]
+fn an_unconfigured_vm_refuses_every_request() {
+    let host = FakeHost::new();
+    host.set_configuration("{not json");
+    let mut root = Root::new(Rc::clone(&host) as Rc<dyn crate::proxy::host::Host>);
+    assert!(!root.on_configure(0));
+    let (_stream, action) = request(&root, &host, 2, "/public/x", None);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.replies()[0].status, 503);
+}
+
+#[test]
+fn route_rules_read_the_xds_name_then_the_legacy_one() {
+    let host = FakeHost::new();
+    host.set_configuration(
+        &json!({"_rules_": [{"_match_route_": ["r"], "tokenServerCluster": "c"}]}).to_string(),
+    );
+    let mut root = Root::new(Rc::clone(&host) as Rc<dyn crate::proxy::host::Host>);
+    assert!(root.on_configure(0));
+    for (id, path) in [(2, "xds\0route_name"), (3, "route_name")] {
+        host.stream(id, &[(":path", "/a")]);
+        host.property(id, path, "r");
+        let mut stream = root.filter(id);
+        host.enter(id);
+        stream.on_http_request_headers(1, true);
+    }
+    host.stream(4, &[(":path", "/a")]);
+    let mut unmatched = root.filter(4);
+    assert_eq!(unmatched.on_http_request_headers(1, true), Action::Continue);
+    let statuses: Vec<u32> = host.replies().iter().map(|r| r.context).collect();
+    assert_eq!(
+        statuses,
+        [2, 3],
+        "both spellings select the rule (missing token)"
+    );
+}
