@@ -1,12 +1,5 @@
 //! The auth flow of the real artifact against the real token server: ignore paths, token
 //! extraction, anonymous token, valid / expired / forged tokens, header replacement.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
 mod common;
 

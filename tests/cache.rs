@@ -1,13 +1,6 @@
 //! The auth-result cache of the real artifact: hit, miss, expiry by TTL and by the JWT `exp`
 //! (on the host's controllable clock), eviction, sharing across worker VMs, never caching
 //! failures, and the cache turned off.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
 mod common;
 

@@ -1,11 +1,4 @@
 //! Many paused requests at once, answers out of order, clients that go away, coalesced calls.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
 mod common;
 

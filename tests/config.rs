@@ -1,13 +1,6 @@
 //! Configuration through the real artifact: every rejection names the key in one error line and
 //! makes `on_configure` return false; Higress `_rules_` choose per route, domain and service;
 //! each worker VM is configured on its own.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
 mod common;
 

@@ -1,24 +1,18 @@
 //! The real `plugin.wasm` in real Envoy (every binary of `ENVOY_BINS`, by default the pinned
 //! 1.40.0 and 1.36.2 from `make envoy`): the scenario table, then what only a real gateway shows
 //! (cache over real time, coalescing, two workers, startup refusal, large bodies, keep-alive).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod scenarios;
+mod common;
 
+use common::scenarios::{
+    base_config, check, request_of, token_of, Observed, Scenario, Site, Token, CLOSED_CLUSTER,
+    ECHO_CLUSTER, MOCK_CLUSTER, OUTCOMES, ROUTES, SECRET, SERVICE_CLUSTER, TOKEN_CLUSTER,
+};
 use easy_jwt_testbed::envoy::{self, Bootstrap, Envoy, EnvoyBin, Listener, Opts};
 use easy_jwt_testbed::http::{self, Conn, Request, Response};
 use easy_jwt_testbed::mock::MockTokenServer;
 use easy_jwt_testbed::token_server::{self, BackgroundServer, Config as TokenConfig};
 use easy_jwt_testbed::{plugin_wasm, EchoServer};
-use scenarios::{
-    base_config, check, request_of, token_of, Observed, Scenario, Site, Token, CLOSED_CLUSTER,
-    ECHO_CLUSTER, MOCK_CLUSTER, OUTCOMES, ROUTES, SECRET, SERVICE_CLUSTER, TOKEN_CLUSTER,
-};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
 use std::thread;
@@ -158,14 +152,14 @@ fn run(envoy: &Envoy, backends: &Backends, scenario: &Scenario) -> Result<(), St
 
 #[test]
 fn the_scenario_table_holds_in_every_envoy() {
-    let sites = scenarios::sites();
+    let sites = common::scenarios::sites();
     for bin in envoy::binaries() {
         let backends = Backends::start();
         let bootstrap = sites.iter().fold(backends.bootstrap(), |b, site: &Site| {
             b.listener(listener(site.name, &site.config))
         });
         let envoy = start(&bin, bootstrap, 1);
-        let table = scenarios::table();
+        let table = common::scenarios::table();
         let failures: Vec<String> = table
             .iter()
             .filter_map(|scenario| {
@@ -423,10 +417,14 @@ fn one_keep_alive_connection_carries_requests_with_different_tokens() {
         assert_eq!(conn.connects(), 1, "Envoy {}: one connection", bin.version);
         // Counters as Envoy prints them (the README's Stats section).
         assert_eq!(counter(&envoy, "allowed"), 3);
-        assert!(envoy.admin("/stats").text().contains("wasmcustom.easy_jwt.denied: 1"));
+        assert!(envoy
+            .admin("/stats")
+            .text()
+            .contains("wasmcustom.easy_jwt.denied: 1"));
         let prometheus = envoy.admin("/stats/prometheus").text();
         assert!(
-            prometheus.contains("easy_jwt_allowed{} 3") || prometheus.contains("easy_jwt_allowed 3"),
+            prometheus.contains("easy_jwt_allowed{} 3")
+                || prometheus.contains("easy_jwt_allowed 3"),
             "Envoy {}: {}",
             bin.version,
             prometheus

@@ -1,12 +1,5 @@
 //! Token-server failures over real sockets: every one fails closed with the failure status, and
 //! with `failOpen` continues without a uid and with the marker header.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
 mod common;
 

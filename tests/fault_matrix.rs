@@ -6,9 +6,6 @@
 //! `Vm::on_request_headers`; `it_reads_non_ascii_header_values_as_text` covers what can be sent
 //! (multi-byte UTF-8, U+FFFD). The adapter reads headers as bytes and treats non-UTF-8 as absent.
 
-// Helpers outside `#[test]` functions assert like the tests do.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
 mod common;
 
 use common::*;

@@ -1,23 +1,16 @@
 //! The scenario table of `tests/envoy.rs`, in the in-process host: one VM per site, calls
 //! answered by the same real servers (mock and reference token server). The host must agree with
 //! Envoy on every row; where they disagree, Envoy is right.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 mod common;
-mod scenarios;
 
-use common::{closed_port, Answerer, Gateway, Outcome, Req};
-use easy_jwt_testbed::mock::MockTokenServer;
-use easy_jwt_testbed::token_server::{BackgroundServer, Config as TokenConfig};
-use scenarios::{
+use common::scenarios::{
     check, request_of, route_for, token_of, Observed, Scenario, Token, CLOSED_CLUSTER,
     MOCK_CLUSTER, OUTCOMES, SECRET, TOKEN_CLUSTER,
 };
+use common::{closed_port, Answerer, Gateway, Outcome, Req};
+use easy_jwt_testbed::mock::MockTokenServer;
+use easy_jwt_testbed::token_server::{BackgroundServer, Config as TokenConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -108,7 +101,7 @@ fn the_scenario_table_holds_in_the_host() {
         (TOKEN_CLUSTER.to_string(), tokens.addr()),
         (CLOSED_CLUSTER.to_string(), closed_port()),
     ]);
-    let mut gateways: BTreeMap<&str, Gateway> = scenarios::sites()
+    let mut gateways: BTreeMap<&str, Gateway> = common::scenarios::sites()
         .into_iter()
         .map(|site| {
             let config = site.config.to_string().into_bytes();
@@ -118,7 +111,7 @@ fn the_scenario_table_holds_in_the_host() {
             )
         })
         .collect();
-    let table = scenarios::table();
+    let table = common::scenarios::table();
     let failures: Vec<String> = table
         .iter()
         .filter_map(|scenario| {

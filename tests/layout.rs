@@ -1,12 +1,6 @@
 //! The architecture, checked: the core never reaches the host (no `proxy_wasm`, no adapter
 //! module), and neither the plugin (`src/`) nor the test host (`host/src/`) has an import cycle
 //! between its modules (see docs/architecture.md).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -1,12 +1,5 @@
 //! Property tests of the host-free core (no wasm): path normalisation, the ignore list against
 //! encoded traversal, the JSON error body and token extraction.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
 use easy_jwt::core::ignore::{normalize, IgnoreList, Pattern};
 use easy_jwt::core::reply::ErrorBody;

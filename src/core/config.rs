@@ -83,8 +83,8 @@ pub mod defaults {
     pub const TOKEN_SERVER_PATH: &str = "/api/token/auth";
     pub const TIMEOUT_MS: u64 = 2000;
     pub const MAX_TIMEOUT_MS: u64 = 600_000;
-    pub const HEADER_NAME: &str = "authorization";
-    pub const HEADER_PREFIX: &str = "Bearer ";
+    pub const HEADER_NAME: &str = crate::core::token::DEFAULT_HEADER;
+    pub const HEADER_PREFIX: &str = crate::core::token::DEFAULT_PREFIX;
     pub const UID_HEADER: &str = "x-auth-user";
     pub const ERROR_STATUS: u16 = 401;
     pub const ANONYMOUS_UID: u64 = 0;
@@ -511,7 +511,9 @@ impl TokenServer {
             (Some(fqdn), None, None) => {
                 let port =
                     port.ok_or_else(|| fields.error(keys::TOKEN_SERVER_PORT, Problem::Missing))?;
-                (format!("outbound|{port}||{fqdn}"), fqdn)
+                let port = u16::try_from(port).unwrap_or(u16::MAX);
+                let service = Service::Fqdn { fqdn, port };
+                (service.cluster_name(), service.host_name())
             }
             (None, Some(raw), None) => (raw.clone(), raw),
             (None, None, Some(service)) => (service.cluster_name(), service.host_name()),

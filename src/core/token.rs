@@ -8,6 +8,11 @@ use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::target::Target;
 use std::fmt;
 
+/// The header the token comes from unless `tokenFromHeaderName` says otherwise (lowercase).
+pub const DEFAULT_HEADER: &str = "authorization";
+/// The scheme prefix unless `tokenFromHeaderPrefix` says otherwise.
+pub const DEFAULT_PREFIX: &str = "Bearer ";
+
 /// Longest token accepted; longer ones are refused without a call.
 pub const MAX_TOKEN_LEN: usize = 8192;
 
@@ -29,8 +34,8 @@ pub struct TokenSources {
 impl Default for TokenSources {
     fn default() -> Self {
         TokenSources {
-            header: "authorization".to_string(),
-            prefix: "Bearer ".to_string(),
+            header: DEFAULT_HEADER.to_string(),
+            prefix: DEFAULT_PREFIX.to_string(),
             query: None,
             cookie: None,
             strip: false,

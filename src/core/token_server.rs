@@ -157,15 +157,15 @@ impl Service {
     /// The Envoy cluster name Higress generates for this source.
     pub fn cluster_name(&self) -> String {
         match self {
-            Service::Fqdn { fqdn, port } => format!("outbound|{port}||{fqdn}"),
+            Service::Fqdn { fqdn, port } => higress_cluster(*port, "", fqdn),
             Service::Static { service_name, port } => {
-                format!("outbound|{port}||{service_name}.static")
+                higress_cluster(*port, "", &format!("{service_name}.static"))
             }
             Service::Dns {
                 service_name, port, ..
-            } => format!("outbound|{port}||{service_name}.dns"),
+            } => higress_cluster(*port, "", &format!("{service_name}.dns")),
             Service::K8s { port, version, .. } => {
-                format!("outbound|{port}|{version}|{}", self.host_name())
+                higress_cluster(*port, version, &self.host_name())
             }
             Service::Nacos {
                 service_name,
@@ -185,15 +185,14 @@ impl Service {
                 } else {
                     "nacos"
                 };
-                format!(
-                    "outbound|{port}|{version}|{service_name}.{group}.{namespace_id}.{registry}"
-                )
+                let host = format!("{service_name}.{group}.{namespace_id}.{registry}");
+                higress_cluster(*port, version, &host)
             }
             Service::Consul {
                 service_name,
                 datacenter,
                 port,
-            } => format!("outbound|{port}||{service_name}.{datacenter}.consul"),
+            } => higress_cluster(*port, "", &format!("{service_name}.{datacenter}.consul")),
         }
     }
 
@@ -219,6 +218,11 @@ impl Service {
             | Service::Consul { service_name, .. } => service_name.clone(),
         }
     }
+}
+
+/// Higress's cluster naming, `outbound|<port>|<subset>|<host>` (the one place it is spelled).
+pub fn higress_cluster(port: u16, subset: &str, host: &str) -> String {
+    format!("outbound|{port}|{subset}|{host}")
 }
 
 #[cfg(test)]

@@ -1,14 +1,9 @@
 //! Shared harness of the end-to-end tests: the real `plugin.wasm` in the Envoy-faithful host, the
 //! real token server, and a plain HTTP/1.1 client.
+// Each test binary uses part of it.
 #![allow(dead_code)]
-// Test harness: a failed setup step must stop the test loudly.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
+
+pub mod scenarios;
 
 use easy_jwt_host::vm::{
     CallOutcome, Event, HttpCall, LocalReply, LogLevel, StreamId, StreamProps, StreamState,

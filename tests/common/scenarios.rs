@@ -8,16 +8,13 @@
 //! ([`MOCK_CLUSTER`], behaviour chosen by the token, see `tests/testbed/src/mock.rs`), the
 //! reference token server ([`TOKEN_CLUSTER`], real HS256 JWTs) and the echo upstream.
 
-// Shared by two test binaries; each uses most, not all, of it.
-#![allow(dead_code)]
-
 use easy_jwt_testbed::token_server;
 use serde_json::{json, Value};
 
 /// Higress-style cluster of the mock token server.
 pub const MOCK_CLUSTER: &str = "outbound|9091||mock-token-server.dns";
 /// Higress-style cluster of the reference token server (`tokenServerFQDN` + `tokenServerPort`).
-pub const TOKEN_CLUSTER: &str = "outbound|9090||token-server.dns";
+pub const TOKEN_CLUSTER: &str = super::CLUSTER;
 /// The plain upstream cluster (the echo server).
 pub const ECHO_CLUSTER: &str = "echo";
 /// The same echo server under a Higress service name, for `_match_service_`.
