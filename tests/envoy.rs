@@ -31,6 +31,7 @@ impl Backends {
         let tokens = BackgroundServer::start(TokenConfig {
             secret: SECRET.into(),
             ttl: Duration::from_secs(3600),
+            deny_path_prefix: None,
         })
         .expect("reference token server starts");
         Backends {
@@ -457,5 +458,102 @@ fn a_client_gone_while_paused_leaves_the_vm_serving() {
         let after = http::send(addr, &Request::get("/hello").bearer("uid-96-after"));
         assert_eq!(uid_of(&after), ["96"], "{}", bin.version);
         assert_eq!(backends.mock.calls_for("slow-500-gone"), 1);
+    }
+}
+
+#[test]
+fn request_context_reaches_the_token_server_and_decides_per_path() {
+    const CONTEXT_CLUSTER: &str = "outbound|9093||token-server-ctx.dns";
+    for bin in envoy::binaries() {
+        let backends = Backends::start();
+        let per_path = BackgroundServer::start(TokenConfig {
+            secret: SECRET.into(),
+            ttl: Duration::from_secs(3600),
+            deny_path_prefix: Some("/admin".into()),
+        })
+        .expect("token server starts");
+        let forwarding = json!({"forwardRequestContext": true, "forwardHeaders": ["X-Tenant"]});
+        let mut reference = forwarding.clone();
+        reference["tokenServerFQDN"] = json!("token-server-ctx.dns");
+        reference["tokenServerPort"] = json!(9093);
+        reference["cacheTtlSeconds"] = json!(30);
+        let envoy = start(
+            &bin,
+            backends
+                .bootstrap()
+                .cluster(CONTEXT_CLUSTER, per_path.addr())
+                .listener(listener("plain", &base_config(json!({}))))
+                .listener(listener("mock", &base_config(forwarding)))
+                .listener(listener("reference", &reference)),
+            1,
+        );
+        let request = |path: &str, token: &str| {
+            Request::get(path)
+                .bearer(token)
+                .header("x-tenant", "acme")
+                .header("cookie", "session=s; theme=dark")
+        };
+        // What the token server receives.
+        http::send(
+            envoy.listener_addr("plain"),
+            &request("/orders?id=1", "uid-70-plain"),
+        );
+        http::send(
+            envoy.listener_addr("mock"),
+            &request("/orders?id=1", "uid-71-ctx"),
+        );
+        let calls = backends.mock.requests();
+        let call = |token: &str| {
+            calls
+                .iter()
+                .find(|c| c.token().as_deref() == Some(token))
+                .unwrap_or_else(|| panic!("no call for {token}: {calls:?}"))
+                .clone()
+        };
+        let plain = call("uid-70-plain");
+        for name in [
+            "x-original-method",
+            "x-original-uri",
+            "x-forwarded-host",
+            "x-tenant",
+        ] {
+            assert_eq!(plain.header(name), None, "off by default: {name}");
+        }
+        let forwarded = call("uid-71-ctx");
+        assert_eq!(forwarded.header("x-original-method"), Some("GET"));
+        assert_eq!(forwarded.header("x-original-uri"), Some("/orders?id=1"));
+        assert_eq!(forwarded.header("x-forwarded-host"), Some("testbed"));
+        assert_eq!(forwarded.header("x-tenant"), Some("acme"));
+        assert_eq!(forwarded.header("cookie"), None, "cookies only if listed");
+        assert_eq!(
+            forwarded.header("authorization"),
+            None,
+            "the token travels in the body"
+        );
+        // A per-path decision, never short-circuited by the cache.
+        let token = token_server::mint(SECRET, 72, token_server::now_unix() + 3600);
+        let addr = envoy.listener_addr("reference");
+        assert_eq!(
+            uid_of(&http::send(addr, &request("/hello", &token))),
+            ["72"]
+        );
+        let denied = http::send(addr, &request("/admin/users", &token));
+        assert_eq!(
+            denied.status,
+            401,
+            "Envoy {}: {}",
+            bin.version,
+            denied.text()
+        );
+        assert_eq!(denied.json()["message"], "path denied");
+        assert_eq!(
+            uid_of(&http::send(addr, &request("/hello", &token))),
+            ["72"]
+        );
+        assert_eq!(
+            counter(&envoy, "cache_hit"),
+            1,
+            "only the repeated /hello is a hit"
+        );
     }
 }

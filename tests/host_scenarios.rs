@@ -94,6 +94,7 @@ fn the_scenario_table_holds_in_the_host() {
     let tokens = BackgroundServer::start(TokenConfig {
         secret: SECRET.into(),
         ttl: Duration::from_secs(3600),
+        deny_path_prefix: None,
     })
     .unwrap();
     let clusters = BTreeMap::from([

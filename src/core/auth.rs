@@ -54,6 +54,38 @@ pub struct Pending {
     pub token: String,
     /// Edits that remove the token (when `stripToken`), applied if the request continues.
     pub strip: Vec<HeaderEdit>,
+    /// Headers sent with the auth call besides the token (`forwardRequestContext`,
+    /// `forwardHeaders`); empty unless configured, so the call is the Go original's.
+    pub context: Vec<(String, String)>,
+    /// What the answer depends on when context is forwarded: the token and the context, JSON
+    /// encoded (unambiguous). `None`: the token alone. The key of the cache and of coalescing.
+    subject: Option<String>,
+}
+
+impl Pending {
+    /// A request waiting for the answer about `token`, with the `context` its call forwards
+    /// (`forwards`: the configuration forwards context, even when none was present).
+    pub fn new(
+        token: String,
+        strip: Vec<HeaderEdit>,
+        context: Vec<(String, String)>,
+        forwards: bool,
+    ) -> Pending {
+        let subject = forwards
+            .then(|| serde_json::to_string(&(&token, &context)).unwrap_or_else(|_| token.clone()));
+        Pending {
+            token,
+            strip,
+            context,
+            subject,
+        }
+    }
+
+    /// The cache and coalescing key: a cached answer for one forwarded context never
+    /// authorises another.
+    pub fn subject(&self) -> &str {
+        self.subject.as_deref().unwrap_or(&self.token)
+    }
 }
 
 /// The token server's answer as the adapter read it.
@@ -95,13 +127,37 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
     if config.anonymous_token.as_deref() == Some(found.token.as_str()) {
         return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
+    let context = request_context(config, request);
     Step::Call(AuthCall {
         body: call_body(&found.token),
-        pending: Pending {
-            token: found.token,
-            strip,
-        },
+        pending: Pending::new(found.token, strip, context, config.forwards()),
     })
+}
+
+/// Headers forwarded to the token server: the request's method, `:path` as received and
+/// `:authority` (`forwardRequestContext`), then each `forwardHeaders` header present.
+fn request_context(config: &Config, request: &impl RequestView) -> Vec<(String, String)> {
+    if !config.forwards() {
+        return Vec::new();
+    }
+    let mut context = Vec::new();
+    if config.forward_context {
+        for (name, from) in [
+            ("x-original-method", ":method"),
+            ("x-original-uri", ":path"),
+            ("x-forwarded-host", ":authority"),
+        ] {
+            if let Some(value) = request.header(from) {
+                context.push((name.to_string(), value));
+            }
+        }
+    }
+    for name in &config.forward_headers {
+        if let Some(value) = request.header(name) {
+            context.push((name.clone(), value));
+        }
+    }
+    context
 }
 
 /// Decides what to do once the token server answered.
@@ -318,11 +374,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_call_forwards_context_only_when_configured() {
+        let request = FakeRequest::get("/orders?id=1")
+            .with("authorization", "Bearer tok")
+            .with("x-tenant", "acme");
+        let call = |extra: Value| match on_request(&config(extra), &request) {
+            Step::Call(call) => call.pending,
+            other => panic!("{other:?}"),
+        };
+        let plain = call(json!({}));
+        assert!(plain.context.is_empty());
+        assert_eq!(plain.subject(), "tok");
+        let forwarded = call(
+            json!({"forwardRequestContext": true, "forwardHeaders": ["X-Tenant", "x-absent"]}),
+        );
+        let names: Vec<&str> = forwarded.context.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-original-method",
+                "x-original-uri",
+                "x-forwarded-host",
+                "x-tenant"
+            ]
+        );
+        assert_eq!(forwarded.context[1].1, "/orders?id=1");
+        assert_ne!(forwarded.subject(), "tok");
+        let other_path = match on_request(
+            &config(json!({"forwardRequestContext": true, "forwardHeaders": ["x-tenant"]})),
+            &request.clone().with(":path", "/admin"),
+        ) {
+            Step::Call(call) => call.pending,
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(other_path.subject(), forwarded.subject());
+        // Headers only: a request without them still gets a subject of its own kind.
+        let headers_only = call(json!({"forwardHeaders": ["x-absent"]}));
+        assert!(headers_only.context.is_empty());
+        assert_ne!(headers_only.subject(), "tok");
+    }
+
     fn pending() -> Pending {
-        Pending {
-            token: "t".into(),
-            strip: Vec::new(),
-        }
+        Pending::new("t".into(), Vec::new(), Vec::new(), false)
     }
 
     fn answer(config: &Config, status: Option<u16>, body: &str) -> Decision {

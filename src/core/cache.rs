@@ -201,9 +201,9 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The shared-data key of the slot a token maps to.
-pub fn shared_key(scope: &str, token: &str, slots: u32) -> String {
-    let slot = fnv1a(&[scope.as_bytes(), token.as_bytes()]) % u64::from(slots.max(1));
+/// The shared-data key of the slot a subject (a token, or a token with its context) maps to.
+pub fn shared_key(scope: &str, subject: &str, slots: u32) -> String {
+    let slot = fnv1a(&[scope.as_bytes(), subject.as_bytes()]) % u64::from(slots.max(1));
     format!("easy-jwt.cache.{scope}.{slot}")
 }
 
@@ -236,19 +236,28 @@ fn unpack(text: &str) -> Option<Identity> {
     Some(Identity { uid, fields })
 }
 
-/// The value stored in a shared slot: `expires_at`, the token, then the packed identity, one per
-/// line.
-pub fn encode_shared(token: &str, identity: &Identity, expires_at: u64) -> Vec<u8> {
-    format!("{expires_at}\n{token}\n{}", pack(identity)).into_bytes()
+/// The value stored in a shared slot: `expires_at`, the length of the subject (the token, or
+/// the token with its forwarded context), then the subject and the packed identity. The length
+/// prefix keeps the subject unambiguous whatever bytes it holds.
+pub fn encode_shared(subject: &str, identity: &Identity, expires_at: u64) -> Vec<u8> {
+    format!(
+        "{expires_at}\n{}\n{subject}{}",
+        subject.len(),
+        pack(identity)
+    )
+    .into_bytes()
 }
 
-/// The identity in a shared slot, if the slot holds *this* token and is fresh.
-pub fn decode_shared(bytes: &[u8], token: &str, now: u64) -> Option<(Identity, u64)> {
+/// The identity in a shared slot, if the slot holds *this* subject and is fresh.
+pub fn decode_shared(bytes: &[u8], subject: &str, now: u64) -> Option<(Identity, u64)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let (expires_at, rest) = text.split_once('\n')?;
-    let (stored_token, packed) = rest.split_once('\n')?;
+    let (length, rest) = rest.split_once('\n')?;
     let expires_at: u64 = expires_at.parse().ok()?;
-    if stored_token != token || expires_at <= now {
+    let length: usize = length.parse().ok()?;
+    let stored = rest.get(..length)?;
+    let packed = rest.get(length..)?;
+    if stored != subject || expires_at <= now {
         return None;
     }
     Some((unpack(packed)?, expires_at))
@@ -360,6 +369,10 @@ mod tests {
         assert_eq!(decode_shared(&bytes, "tok-a", 2000), None);
         assert_eq!(decode_shared(b"garbage", "tok-a", 0), None);
         assert_eq!(decode_shared(b"5\ntok-a\n1\n?", "tok-a", 0), None);
+        // A subject is compared whole, whatever it holds: no prefix or newline trick matches.
+        let tricky = encode_shared("x\n1", &id("7"), 2000);
+        assert_eq!(decode_shared(&tricky, "x", 1000), None);
+        assert_eq!(decode_shared(&tricky, "x\n1", 1000), Some((id("7"), 2000)));
         let bare = Identity {
             uid: "3".into(),
             fields: vec![],

@@ -41,6 +41,8 @@ pub mod keys {
     pub const CACHE_TTL_SECONDS: &str = "cacheTtlSeconds";
     pub const CACHE_MAX_ENTRIES: &str = "cacheMaxEntries";
     pub const CACHE_SHARED_SLOTS: &str = "cacheSharedSlots";
+    pub const FORWARD_REQUEST_CONTEXT: &str = "forwardRequestContext";
+    pub const FORWARD_HEADERS: &str = "forwardHeaders";
     /// The Go original read this misspelt key and then overwrote it; accepted and ignored.
     pub const LEGACY_ERROR_BODY_TYPO: &str = "responseErrorBoy";
 
@@ -70,6 +72,8 @@ pub mod keys {
         CACHE_TTL_SECONDS,
         CACHE_MAX_ENTRIES,
         CACHE_SHARED_SLOTS,
+        FORWARD_REQUEST_CONTEXT,
+        FORWARD_HEADERS,
         LEGACY_ERROR_BODY_TYPO,
     ];
 
@@ -110,6 +114,12 @@ pub struct Config {
     pub failure_status: u16,
     pub error_body: ErrorBody,
     pub fail_open: bool,
+    /// Send the request's method, `:path` and `:authority` with the auth call
+    /// (`forwardRequestContext`).
+    pub forward_context: bool,
+    /// Lowercase names of client headers copied to the auth call when present
+    /// (`forwardHeaders`).
+    pub forward_headers: Vec<String>,
     pub cache: CacheSettings,
     /// Fingerprint of what an auth answer depends on (token server, mapped fields): cache
     /// entries of one scope are never served to another.
@@ -350,6 +360,8 @@ impl Config {
                 .unwrap_or(deny_status),
             error_body: parse_error_body(fields)?,
             fail_open: fields.flag(keys::FAIL_OPEN)?,
+            forward_context: fields.flag(keys::FORWARD_REQUEST_CONTEXT)?,
+            forward_headers: parse_forward_headers(fields)?,
             cache: parse_cache(fields)?,
             scope: String::new(),
             token_server: parse_call_settings(fields)?,
@@ -370,7 +382,23 @@ impl Config {
         for (field, _) in &self.response_headers {
             parts.push(field.as_bytes());
         }
+        // What is forwarded changes the answer: such scopes never share entries with others.
+        let context: &[u8] = if self.forward_context {
+            b"+context"
+        } else {
+            b""
+        };
+        if self.forwards() {
+            parts.push(b"forward");
+            parts.push(context);
+            parts.extend(self.forward_headers.iter().map(|h| h.as_bytes()));
+        }
         format!("{:016x}", fnv1a(&parts))
+    }
+
+    /// Whether the auth call carries request context (`forwardRequestContext`, `forwardHeaders`).
+    pub fn forwards(&self) -> bool {
+        self.forward_context || !self.forward_headers.is_empty()
     }
 
     /// True when the error means only "no token server", i.e. the scope is a set of defaults.
@@ -396,6 +424,24 @@ fn parse_sources(fields: &Fields) -> Result<TokenSources, ConfigError> {
         cookie: fields.non_empty(keys::TOKEN_FROM_COOKIE)?,
         strip: fields.flag(keys::STRIP_TOKEN)?,
     })
+}
+
+fn parse_forward_headers(fields: &Fields) -> Result<Vec<String>, ConfigError> {
+    let names = fields.strings(keys::FORWARD_HEADERS)?.unwrap_or_default();
+    let mut lower = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        if !is_header_name(name) {
+            return Err(ConfigError::Key {
+                key: format!("{}[{index}]", fields.name(keys::FORWARD_HEADERS)),
+                problem: Problem::Invalid(format!("`{name}` is not a valid header name")),
+            });
+        }
+        let name = name.to_ascii_lowercase();
+        if !lower.contains(&name) {
+            lower.push(name);
+        }
+    }
+    Ok(lower)
 }
 
 fn parse_ignore(fields: &Fields) -> Result<IgnoreList, ConfigError> {
@@ -749,6 +795,19 @@ mod tests {
                 "responseErrorBody",
             ),
             (with("ignoreUrls", json!("/health")), "ignoreUrls"),
+            (
+                with("forwardRequestContext", json!("yes")),
+                "forwardRequestContext",
+            ),
+            (with("forwardHeaders", json!("x-tenant")), "forwardHeaders"),
+            (
+                with("forwardHeaders", json!(["x-tenant", "bad header"])),
+                "forwardHeaders[1]",
+            ),
+            (
+                with("forwardHeaders", json!([":path"])),
+                "forwardHeaders[0]",
+            ),
             (
                 with("ignoreUrls", json!(["/ok", "no-slash"])),
                 "ignoreUrls[1]",

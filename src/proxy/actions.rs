@@ -1,7 +1,7 @@
 //! Carrying out decisions: the auth call, header edits, local replies and the counters, as
 //! hostcalls on the effective context.
 
-use crate::core::auth::{self, Decision};
+use crate::core::auth::{self, Decision, Pending};
 use crate::core::config::Config;
 use crate::core::reply::Reply;
 use crate::core::request::HeaderEdit;
@@ -11,16 +11,23 @@ use crate::proxy::host::{Call, Host, Status};
 use log::{debug, error, warn};
 use proxy_wasm::types::Action;
 
-/// Dispatches the auth call for `token`; its answer goes to the effective context.
-pub fn dispatch(host: &dyn Host, config: &Config, token: &str) -> Result<u32, Status> {
+/// Dispatches the auth call for a paused request (its token, and the context it forwards); the
+/// answer goes to the effective context.
+pub fn dispatch(host: &dyn Host, config: &Config, pending: &Pending) -> Result<u32, Status> {
     let server = &config.token_server;
-    let headers = [
+    let mut headers = vec![
         (":method", "POST"),
         (":path", server.path.as_str()),
         (":authority", server.authority.as_str()),
         ("content-type", "application/json"),
     ];
-    let body = auth::call_body(token);
+    headers.extend(
+        pending
+            .context
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    let body = auth::call_body(&pending.token);
     let call = Call {
         cluster: &server.cluster,
         headers: &headers,

@@ -15,6 +15,7 @@ pub struct Dispatched {
     pub context: u32,
     pub token: u32,
     pub cluster: String,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -265,6 +266,11 @@ impl Host for FakeHost {
             context,
             token,
             cluster: call.cluster.to_string(),
+            headers: call
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             body: call.body.to_vec(),
         });
         Ok(token)

@@ -64,11 +64,11 @@ impl Context for Root {
             flight
                 .followers
                 .first()
-                .map(|f| (Rc::clone(&f.config), f.pending.token.clone()))
+                .map(|f| (Rc::clone(&f.config), f.pending.clone()))
         });
-        if let Some((config, token)) = first {
+        if let Some((config, pending)) = first {
             self.state
-                .remember(&config, &token, &auth::judge(&config, answer.view()));
+                .remember(&config, &pending, &auth::judge(&config, answer.view()));
         }
         self.state.release(&key, &answer);
     }
@@ -156,13 +156,13 @@ impl Root {
             flight
                 .followers
                 .first()
-                .map(|f| (Rc::clone(&f.config), f.pending.token.clone()))
+                .map(|f| (Rc::clone(&f.config), f.pending.clone()))
         };
-        let Some((config, token)) = call else {
+        let Some((config, pending)) = call else {
             self.state.flights.borrow_mut().remove(&key);
             return;
         };
-        match dispatch(self.state.host(), &config, &token) {
+        match dispatch(self.state.host(), &config, &pending) {
             Ok(token_id) => {
                 self.calls.insert(token_id, key);
             }
@@ -278,7 +278,7 @@ impl Context for Filter {
             answer.status.unwrap_or(0)
         );
         let verdict = auth::judge(&config, answer.view());
-        self.state.remember(&config, &pending.token, &verdict);
+        self.state.remember(&config, &pending, &verdict);
         self.state
             .finish(self.id, auth::decide(&config, verdict, pending));
         self.state.release(&key, &answer);
@@ -329,13 +329,13 @@ impl HttpContext for Filter {
 impl Filter {
     /// Cache, then an in-flight call for the same token, then a call of our own.
     fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
-        if let Some(identity) = self.state.cached(&config, &pending.token) {
+        if let Some(identity) = self.state.cached(&config, &pending) {
             self.state.counters.count(self.state.host(), Stat::CacheHit);
             self.stage = Stage::Done;
             let decision = auth::allow(&config, &identity, pending.strip);
             return self.state.carry_out(self.id, decision);
         }
-        let key = VmState::cache_key(&config, &pending.token);
+        let key = VmState::cache_key(&config, &pending);
         if let Some(flight) = self.state.flights.borrow_mut().get_mut(&key) {
             flight.followers.push(Follower {
                 context_id: self.id,
@@ -351,7 +351,7 @@ impl Filter {
             token::redact(&pending.token),
             config.token_server.cluster
         );
-        match dispatch(self.state.host(), &config, &pending.token) {
+        match dispatch(self.state.host(), &config, &pending) {
             Ok(token_id) => {
                 self.state
                     .flights

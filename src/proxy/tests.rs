@@ -324,3 +324,88 @@ fn route_rules_read_the_xds_name_then_the_legacy_one() {
         "both spellings select the rule (missing token)"
     );
 }
+
+#[test]
+fn the_call_is_the_go_originals_unless_context_is_forwarded() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    request(&root, &host, 2, "/a?b=1", Some("tok"));
+    let names: Vec<String> = host.dispatched()[0]
+        .headers
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert_eq!(names, [":method", ":path", ":authority", "content-type"]);
+}
+
+#[test]
+fn forwarded_context_goes_with_the_call_and_keys_the_cache() {
+    let host = FakeHost::new();
+    let root = vm(
+        &host,
+        json!({"forwardRequestContext": true, "forwardHeaders": ["X-Tenant"], "cacheTtlSeconds": 30}),
+    );
+    host.stream(
+        2,
+        &[
+            (":method", "GET"),
+            (":path", "/orders?id=1"),
+            (":authority", "api.example.com"),
+            ("authorization", "Bearer tok"),
+            ("x-tenant", "acme"),
+            ("cookie", "session=s"),
+        ],
+    );
+    let mut first = root.filter(2);
+    assert_eq!(first.on_http_request_headers(6, true), Action::Pause);
+    let call = host.dispatched()[0].clone();
+    let forwarded: Vec<(&str, &str)> = call
+        .headers
+        .iter()
+        .skip(4)
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        forwarded,
+        [
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/orders?id=1"),
+            ("x-forwarded-host", "api.example.com"),
+            ("x-tenant", "acme"),
+        ],
+        "never the token header nor cookies unless listed"
+    );
+    answer(&host, &mut first, 2, call.token, 200, r#"{"uid":3}"#);
+    // The same request again: a cache hit.
+    let (_same, action) = request_with(&root, &host, 3, "/orders?id=1", "acme");
+    assert_eq!(action, Action::Continue);
+    // Another path, another tenant: the token server must decide again.
+    let (_path, action) = request_with(&root, &host, 4, "/admin", "acme");
+    assert_eq!(action, Action::Pause);
+    let (_tenant, action) = request_with(&root, &host, 5, "/orders?id=1", "other");
+    assert_eq!(action, Action::Pause);
+    assert_eq!(host.dispatched().len(), 3);
+}
+
+/// A `GET` with token `tok`, tenant header `tenant`, on `path`.
+fn request_with(
+    root: &Root,
+    host: &FakeHost,
+    id: u32,
+    path: &str,
+    tenant: &str,
+) -> (Filter, Action) {
+    host.stream(
+        id,
+        &[
+            (":method", "GET"),
+            (":path", path),
+            (":authority", "api.example.com"),
+            ("authorization", "Bearer tok"),
+            ("x-tenant", tenant),
+        ],
+    );
+    let mut stream = root.filter(id);
+    let action = stream.on_http_request_headers(5, true);
+    (stream, action)
+}

@@ -86,27 +86,29 @@ impl VmState {
         &*self.host
     }
 
-    pub fn cache_key(config: &Config, token: &str) -> String {
-        format!("{}:{token}", config.scope)
+    /// The key of the per-VM cache and of coalescing: the scope and the request's subject.
+    pub fn cache_key(config: &Config, pending: &Pending) -> String {
+        format!("{}:{}", config.scope, pending.subject())
     }
 
     /// A cached identity: this VM's map first, then the shared slot.
-    pub fn cached(&self, config: &Config, token: &str) -> Option<Identity> {
+    pub fn cached(&self, config: &Config, pending: &Pending) -> Option<Identity> {
         let settings = config.cache;
         if !settings.enabled() {
             return None;
         }
         let now = self.host.now_secs();
-        let key = VmState::cache_key(config, token);
+        let key = VmState::cache_key(config, pending);
         if let Some(identity) = self.cache.borrow_mut().get(&key, now) {
             return Some(identity);
         }
         if settings.shared_slots == 0 {
             return None;
         }
-        let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
+        let subject = pending.subject();
+        let slot = cache::shared_key(&config.scope, subject, settings.shared_slots);
         let (identity, expires_at) =
-            cache::decode_shared(&self.host.shared_data(&slot)?, token, now)?;
+            cache::decode_shared(&self.host.shared_data(&slot)?, subject, now)?;
         self.cache
             .borrow_mut()
             .insert(key, identity.clone(), expires_at, settings.max_entries);
@@ -114,7 +116,7 @@ impl VmState {
     }
 
     /// Caches an allowed answer (never failures, denials or fail-open passes).
-    pub fn remember(&self, config: &Config, token: &str, verdict: &Verdict) {
+    pub fn remember(&self, config: &Config, pending: &Pending, verdict: &Verdict) {
         let Verdict::Allowed(identity) = verdict else {
             return;
         };
@@ -122,16 +124,19 @@ impl VmState {
         if !settings.enabled() {
             return;
         }
-        let Some(expires_at) = cache::expiry(token, self.host.now_secs(), settings.ttl_secs) else {
+        let Some(expires_at) =
+            cache::expiry(&pending.token, self.host.now_secs(), settings.ttl_secs)
+        else {
             return;
         };
-        let key = VmState::cache_key(config, token);
+        let key = VmState::cache_key(config, pending);
         self.cache
             .borrow_mut()
             .insert(key, identity.clone(), expires_at, settings.max_entries);
         if settings.shared_slots > 0 {
-            let slot = cache::shared_key(&config.scope, token, settings.shared_slots);
-            let value = cache::encode_shared(token, identity, expires_at);
+            let subject = pending.subject();
+            let slot = cache::shared_key(&config.scope, subject, settings.shared_slots);
+            let value = cache::encode_shared(subject, identity, expires_at);
             if let Err(status) = self.host.set_shared_data(&slot, &value) {
                 warn!("easy-jwt: cannot write shared cache slot: {status}");
             }

@@ -60,6 +60,7 @@ impl TokenServer {
         let server = BackgroundServer::start(TokenConfig {
             secret: SECRET.to_string(),
             ttl: Duration::from_secs(3600),
+            deny_path_prefix: None,
         })
         .expect("token server starts");
         TokenServer { server }

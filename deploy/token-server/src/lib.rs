@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -58,6 +58,9 @@ pub struct Config {
     pub secret: String,
     /// Lifetime of minted tokens (`exp = now + ttl`).
     pub ttl: Duration,
+    /// Refuse (403 `path denied`) valid tokens whose request, as the plugin forwards it in
+    /// `x-original-uri` (`forwardRequestContext`), starts with this prefix: a per-path decision.
+    pub deny_path_prefix: Option<String>,
 }
 
 /// Redacts the secret, so a `{:?}` in a log or a test failure never prints it.
@@ -66,6 +69,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("secret", &"<redacted>")
             .field("ttl", &self.ttl)
+            .field("deny_path_prefix", &self.deny_path_prefix)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ impl Default for Config {
         Self {
             secret: DEFAULT_SECRET.to_owned(),
             ttl: Duration::from_secs(DEFAULT_TTL_SECONDS),
+            deny_path_prefix: None,
         }
     }
 }
@@ -255,16 +260,35 @@ async fn create(
     (StatusCode::OK, Json(CreateResponse { token })).into_response()
 }
 
+/// The request context the plugin forwards with `forwardRequestContext` (absent: `-`).
+const CONTEXT_HEADERS: [&str; 3] = ["x-original-method", "x-original-uri", "x-forwarded-host"];
+
 async fn auth(
     State(cfg): State<Config>,
+    headers: HeaderMap,
     body: Result<Json<AuthRequest>, JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
         Err(rejection) => return rejection_response(rejection),
     };
+    let context: Vec<&str> = CONTEXT_HEADERS
+        .iter()
+        .map(|name| {
+            headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+        })
+        .collect();
+    log::info!("auth request context: {}", context.join(" "));
     let token = req.token.unwrap_or_default();
     match verify(&cfg.secret, &token, now_unix()) {
+        Ok(_) if denied_path(&cfg, &headers) => {
+            let mut resp = error_response(StatusCode::FORBIDDEN, "path denied");
+            resp.extensions_mut().insert(LogNote("path_denied"));
+            resp
+        }
         Ok(uid) => (StatusCode::OK, Json(AuthResponse { uid })).into_response(),
         Err(err) => {
             let mut resp = error_response(StatusCode::UNAUTHORIZED, err.to_string());
@@ -272,6 +296,17 @@ async fn auth(
             resp
         }
     }
+}
+
+/// Whether the forwarded `x-original-uri` falls under the configured denied prefix.
+fn denied_path(cfg: &Config, headers: &HeaderMap) -> bool {
+    let Some(prefix) = cfg.deny_path_prefix.as_deref() else {
+        return false;
+    };
+    headers
+        .get("x-original-uri")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|uri| uri.starts_with(prefix))
 }
 
 async fn healthz() -> &'static str {
@@ -422,6 +457,11 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long, env = "TOKEN_SERVER_BIND", default_value = DEFAULT_BIND)]
     pub bind: String,
+
+    /// Refuse valid tokens (403 `path denied`) when the forwarded `x-original-uri` starts with
+    /// this prefix (the plugin sends it with `forwardRequestContext: true`).
+    #[arg(long, env = "TOKEN_DENY_PATH_PREFIX")]
+    pub deny_path_prefix: Option<String>,
 }
 
 impl Cli {
@@ -430,6 +470,7 @@ impl Cli {
         Config {
             secret: self.secret.clone(),
             ttl: Duration::from_secs(self.ttl_seconds),
+            deny_path_prefix: self.deny_path_prefix.clone(),
         }
     }
 }
@@ -440,6 +481,24 @@ mod tests {
     use clap::Parser as _;
 
     const SECRET: &str = "unit-test-secret";
+
+    #[test]
+    fn the_denied_prefix_applies_to_the_forwarded_uri_only() {
+        let cfg = Config {
+            deny_path_prefix: Some("/admin".into()),
+            ..Config::default()
+        };
+        let mut headers = HeaderMap::new();
+        assert!(
+            !denied_path(&cfg, &headers),
+            "no forwarded context: allowed"
+        );
+        headers.insert("x-original-uri", "/admin/users?x=1".parse().unwrap());
+        assert!(denied_path(&cfg, &headers));
+        headers.insert("x-original-uri", "/api/admin".parse().unwrap());
+        assert!(!denied_path(&cfg, &headers));
+        assert!(!denied_path(&Config::default(), &headers));
+    }
 
     #[test]
     fn mint_matches_the_ebook_token_layout() {

@@ -28,6 +28,7 @@ impl Server {
         Self::start_with(Config {
             secret: SECRET.to_owned(),
             ttl: Duration::from_secs(3600),
+            deny_path_prefix: None,
         })
         .await
     }
@@ -297,6 +298,7 @@ async fn tokens_from_another_secret_fail_across_servers() {
     let b = Server::start_with(Config {
         secret: "other".to_owned(),
         ttl: Duration::from_secs(60),
+        deny_path_prefix: None,
     })
     .await;
     let token = create_token(b.addr, 9).await;
@@ -313,6 +315,7 @@ fn background_server_for_sync_tests() {
     let srv = BackgroundServer::start(Config {
         secret: SECRET.to_owned(),
         ttl: Duration::from_secs(60),
+        deny_path_prefix: None,
     })
     .unwrap();
     let addr = srv.addr();

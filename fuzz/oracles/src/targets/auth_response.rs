@@ -55,10 +55,7 @@ pub fn check(data: &[u8]) {
         Verdict::Denied(_) => assert!(matches!(status, Some(401 | 403))),
         Verdict::Failed(_) => assert!(!matches!(status, Some(401 | 403))),
     }
-    let pending = Pending {
-        token: "token".into(),
-        strip: Vec::new(),
-    };
+    let pending = Pending::new("token".into(), Vec::new(), Vec::new(), false);
     let decision = auth::on_response(config, pending, response);
     check_decision(config, &decision, true);
     match (&verdict, &decision) {
