@@ -16,7 +16,7 @@
 
 use crate::core::config::{Config, FAIL_OPEN_HEADER};
 use crate::core::identity::Identity;
-use crate::core::json::json_fields;
+use crate::core::json::{self, json_fields};
 use crate::core::reply::Reply;
 use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::stats::Stat;
@@ -36,16 +36,9 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Decided(Decision),
-    /// Ask the token server, pause, and decide with [`on_response`].
-    Call(AuthCall),
-}
-
-/// The auth call to dispatch and what the paused request keeps until the answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthCall {
-    /// `{"token":"…"}`, see [`call_body`].
-    pub body: Vec<u8>,
-    pub pending: Pending,
+    /// Ask the token server (unless the cache or a call in flight answers), pause, and decide
+    /// with [`on_response`]. The call's body is [`call_body`], built only when it is sent.
+    Call(Pending),
 }
 
 /// State of a paused request.
@@ -128,10 +121,7 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
         return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
     let context = request_context(config, request);
-    Step::Call(AuthCall {
-        body: call_body(&found.token),
-        pending: Pending::new(found.token, strip, context, config.forwards()),
-    })
+    Step::Call(Pending::new(found.token, strip, context, config.forwards()))
 }
 
 /// Headers forwarded to the token server: the request's method, `:path` as received and
@@ -225,13 +215,13 @@ fn failure_text(status: u16) -> &'static str {
     }
 }
 
-/// The auth call's body, `{"token":"…"}`, escaped by serde.
+/// The auth call's body, `{"token":"…"}`, the token JSON-escaped.
 pub fn call_body(token: &str) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct AuthRequest<'a> {
-        token: &'a str,
-    }
-    serde_json::to_vec(&AuthRequest { token }).unwrap_or_default()
+    let mut body = String::with_capacity(token.len() + 12);
+    body.push_str("{\"token\":\"");
+    json::push_escaped(&mut body, token);
+    body.push_str("\"}");
+    body.into_bytes()
 }
 
 /// A uid is a non-negative integer, as a JSON number or a string of digits.
@@ -380,7 +370,7 @@ mod tests {
             .with("authorization", "Bearer tok")
             .with("x-tenant", "acme");
         let call = |extra: Value| match on_request(&config(extra), &request) {
-            Step::Call(call) => call.pending,
+            Step::Call(pending) => pending,
             other => panic!("{other:?}"),
         };
         let plain = call(json!({}));
@@ -405,7 +395,7 @@ mod tests {
             &config(json!({"forwardRequestContext": true, "forwardHeaders": ["x-tenant"]})),
             &request.clone().with(":path", "/admin"),
         ) {
-            Step::Call(call) => call.pending,
+            Step::Call(pending) => pending,
             other => panic!("{other:?}"),
         };
         assert_ne!(other_path.subject(), forwarded.subject());
@@ -481,12 +471,17 @@ mod tests {
 
     #[test]
     fn other_tokens_are_sent_escaped() {
-        let Step::Call(call) = on_request(&config(json!({})), &bearer("/api", "a\"b\\c")) else {
+        let Step::Call(pending) = on_request(&config(json!({})), &bearer("/api", "a\"b\\c")) else {
             panic!("expected a call");
         };
-        let body: Value = serde_json::from_slice(&call.body).unwrap();
+        let body: Value = serde_json::from_slice(&call_body(&pending.token)).unwrap();
         assert_eq!(body, json!({"token": "a\"b\\c"}));
-        assert_eq!(call.pending.token, "a\"b\\c");
+        assert_eq!(pending.token, "a\"b\\c");
+        assert_eq!(
+            call_body("t"),
+            br#"{"token":"t"}"#,
+            "the Go original's bytes"
+        );
     }
 
     #[test]
@@ -612,12 +607,12 @@ mod tests {
     #[test]
     fn strip_edits_apply_when_the_request_continues() {
         let config = config(json!({"stripToken": true}));
-        let Step::Call(call) = on_request(&config, &bearer("/api", "tok")) else {
+        let Step::Call(pending) = on_request(&config, &bearer("/api", "tok")) else {
             panic!("expected a call");
         };
         let Decision::Continue { edits, .. } = on_response(
             &config,
-            call.pending,
+            pending,
             AuthResponse {
                 status: Some(200),
                 body: br#"{"uid":3}"#,

@@ -23,6 +23,7 @@
 //! - `/*` — every path.
 
 use crate::core::target::Target;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why a path was not normalised; such a path is never ignored.
@@ -52,16 +53,31 @@ impl fmt::Display for Unsafe {
 
 /// Normalises a raw request target (`:path`) into a canonical absolute path.
 pub fn normalize(raw: &str) -> Result<String, Unsafe> {
-    normalize_path(Target::parse(raw).path)
+    normalize_path(Target::parse(raw).path).map(Cow::into_owned)
 }
 
-/// Normalises the path part of a request target (no query, no fragment).
-pub fn normalize_path(path: &str) -> Result<String, Unsafe> {
+/// Normalises the path part of a request target (no query, no fragment). Most paths are
+/// already normal: they are returned as they are, without allocating.
+pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, Unsafe> {
     if !path.starts_with('/') {
         return Err(Unsafe::NotAbsolute);
     }
+    if is_normal(path) {
+        return Ok(Cow::Borrowed(path));
+    }
     let decoded = decode_unreserved(path)?;
-    remove_dot_segments(&decoded)
+    remove_dot_segments(&decoded).map(Cow::Owned)
+}
+
+/// An absolute path the steps below would return unchanged: no escape, backslash or control
+/// character, no empty segment (`//`) and no segment starting with `.` (dot segments, with or
+/// without parameters; a harmless `/.well-known` just takes the long way).
+fn is_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    !bytes
+        .iter()
+        .any(|&b| b == b'%' || b == b'\\' || b.is_ascii_control())
+        && !bytes.windows(2).any(|pair| pair == b"//" || pair == b"/.")
 }
 
 fn hex_value(byte: u8) -> Option<u8> {
@@ -272,6 +288,26 @@ impl IgnoreList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_normalisation() {
+        for path in [
+            "/",
+            "/a",
+            "/a/b/",
+            "/public/index.html",
+            "/a;b/c",
+            "/v1/x/status",
+            "/.well-known/x",
+            "/a/.b",
+        ] {
+            let full = decode_unreserved(path).and_then(|p| remove_dot_segments(&p));
+            assert_eq!(normalize_path(path).map(Cow::into_owned), full, "{path}");
+            assert_eq!(is_normal(path), !path.contains("/."), "{path}");
+        }
+        assert!(matches!(normalize_path("/public/x"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalize_path("/public//x"), Ok(Cow::Owned(_))));
+    }
 
     fn list(patterns: &[&str]) -> IgnoreList {
         IgnoreList::new(

@@ -1,6 +1,8 @@
 //! The error reply: configured status, `content-type: application/json`, and the body template
 //! with the message JSON-escaped into its `%s` slot (the Go original filled it in unescaped).
 
+use crate::core::json;
+
 /// A local reply the filter sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -47,7 +49,7 @@ impl ErrorBody {
         };
         let mut body = String::with_capacity(self.before.len() + message.len() + after.len());
         body.push_str(&self.before);
-        push_json_escaped(&mut body, message);
+        json::push_escaped(&mut body, message);
         body.push_str(after);
         body.into_bytes()
     }
@@ -60,16 +62,6 @@ impl Default for ErrorBody {
             after: Some("\"}".to_string()),
         }
     }
-}
-
-/// Appends `text` escaped as JSON string contents (RFC 8259 §7), without the quotes.
-fn push_json_escaped(out: &mut String, text: &str) {
-    let quoted = serde_json::to_string(text).unwrap_or_default();
-    let inner = quoted
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or("");
-    out.push_str(inner);
 }
 
 #[cfg(test)]

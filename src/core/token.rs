@@ -166,13 +166,23 @@ fn found(token: String, source: Source) -> Result<Extracted, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
-    if token
-        .chars()
-        .any(|ch| ch.is_whitespace() || ch.is_control())
-    {
+    if has_space_or_control(&token) {
         return Err(TokenError::Malformed);
     }
     Ok(Extracted { token, source })
+}
+
+/// Whitespace or a control character anywhere in `token`. Tokens are ASCII in practice: a byte
+/// scan decides them; others take the Unicode check.
+fn has_space_or_control(token: &str) -> bool {
+    if token.is_ascii() {
+        return token
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    }
+    token
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
 }
 
 /// Splits a `cookie` header into `(name, value)` pairs (RFC 6265 §5.4), unquoting values.

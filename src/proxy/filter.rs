@@ -317,7 +317,7 @@ impl HttpContext for Filter {
             return Action::Continue;
         };
         match auth::on_request(&config, &request) {
-            Step::Call(call) => self.check_token(config, call.pending),
+            Step::Call(pending) => self.check_token(config, pending),
             Step::Decided(decision) => {
                 self.stage = Stage::Done;
                 self.state.carry_out(self.id, decision)

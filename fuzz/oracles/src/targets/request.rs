@@ -109,13 +109,14 @@ fn run(config: &Config, mut request: FuzzRequest, answer: AuthResponse<'_>) {
             }
             decision
         }
-        Step::Call(call) => {
+        Step::Call(pending) => {
             assert!(!config.ignore.ignores(&path));
             let found = token.expect("a call needs a token");
-            assert_eq!(found.token, call.pending.token);
-            let sent: serde_json::Value = serde_json::from_slice(&call.body).expect("JSON call");
+            assert_eq!(found.token, pending.token);
+            let body = auth::call_body(&pending.token);
+            let sent: serde_json::Value = serde_json::from_slice(&body).expect("JSON call");
             assert_eq!(sent, serde_json::json!({ "token": found.token }));
-            auth::on_response(config, call.pending, answer)
+            auth::on_response(config, pending, answer)
         }
     };
     check_decision(config, &decision, true);
