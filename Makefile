@@ -12,7 +12,6 @@ PYTHON ?= python3
 TARGET := wasm32-wasip1
 PROFILE := wasm-release
 WASM_DIR := target/$(TARGET)/$(PROFILE)
-IMAGE ?= easy-jwt:latest
 FUZZ_SECONDS ?= 30
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --strip-debug --strip-producers
@@ -121,6 +120,10 @@ define deploy_checks
 	$(PYENV_PY) tools/render_envoy.py --quiet envoy.yaml target/test-deploy/envoy.yaml --plugin plugin.wasm
 	$(PYENV_PY) tests/deploy/check_envoy_bootstrap.py target/test-deploy/envoy.yaml
 	$(PYENV_PY) tests/deploy/check_compose.py
+	$(PYENV_PY) tools/plugin_spec.py --out target/test-deploy/oci/spec.yaml
+	$(PYENV_PY) tests/deploy/check_spec.py target/test-deploy/oci/spec.yaml
+	$(PYENV_PY) tests/deploy/check_kustomize.py
+	PYTHON='$(PYENV_PY)' tests/deploy/check_push.sh
 endef
 
 # tests/deploy.rs runs tests/deploy/check_manifests.py with target/pyenv's python (PyYAML).
@@ -133,7 +136,7 @@ test: build build-test-plugins check-envoy $(PYENV)/.installed ## Unit and end-t
 test-unit: ## Unit tests of the plugin core only (no wasm needed)
 	$(CARGO) test --locked -p easy-jwt --lib
 
-test-deploy: build $(PYENV)/.installed ## Check envoy.yaml (Envoy v3 Bootstrap, as is and rendered for dev), docker-compose.yaml (Compose schema + semantics), Higress manifests
+test-deploy: build $(PYENV)/.installed ## Check envoy.yaml (Envoy v3 Bootstrap, as is and rendered for dev), docker-compose.yaml (Compose schema + semantics), Higress manifests, the image's spec.yaml and make push
 	$(deploy_checks)
 
 # --- run -----------------------------------------------------------------------------------------
@@ -161,11 +164,78 @@ dev: build $(PYENV)/.installed $(RUN_ENVOY_DEPS) ## Run Envoy with the plugin he
 run: build ## docker compose up (Higress gateway image + token server + echo server)
 	docker compose up --build
 
-image: build ## Build the OCI image of the plugin (IMAGE=repo/name:tag)
-	docker build -f deploy/Dockerfile -t $(IMAGE) .
+# --- OCI image of the plugin ---------------------------------------------------------------------
+# Tagged with the root Cargo.toml [package] version unless told otherwise, never `latest` (with a
+# `latest` tag Higress defaults the WasmPlugin's imagePullPolicy to Always). IMAGE_REPO=registry/name
+# sets the repository, IMAGE=registry/name:tag the whole reference.
+PLUGIN_VERSION := $(shell sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
+PLUGIN_LICENSE := $(shell sed -n '/^\[package\]/,/^\[/s/^license *= *"\([^"]*\)".*/\1/p' Cargo.toml)
+IMAGE_REPO ?= easy-jwt
+IMAGE ?= $(IMAGE_REPO):$(PLUGIN_VERSION)
+# make push publishes the layout of Higress's own plugin images, as alibaba/higress
+# .github/workflows/build-and-push-wasm-plugin-image.yaml pushes them (format: the "Wasm 插件镜像规范"
+# page of the Higress docs, user/wasm-image-spec): one file per layer, plugin.wasm in the last one.
+#   spec.yaml      application/vnd.module.wasm.spec.v1+yaml        tools/plugin_spec.py (README table)
+#   README.md      application/vnd.module.wasm.doc.v1+markdown
+#   README_ZH.md   application/vnd.module.wasm.doc.v1.ZH+markdown    README_{lang}.md -> doc.v1.{lang}
+#   plugin.tar.gz  application/vnd.oci.image.layer.v1.tar+gzip       the layer the gateway unpacks
+# with oras ORAS_VERSION, the version Higress's builders pin (plugins/wasm-rust/Makefile, the workflow).
+# oras 1.0 writes an OCI image manifest (one manifest, no multi-platform index) whose config media type
+# is --artifact-type; Higress's images have oras's default, spelled out here. From oras 1.1 on the
+# same flag sets the manifest's artifactType instead, hence the exact version check in make push.
+ORAS ?= oras
+ORAS_VERSION ?= 1.0.0
+OCI_DIR ?= target/oci
+OCI_ARTIFACT_TYPE := application/vnd.unknown.config.v1+json
+OCI_LAYERS := ./spec.yaml:application/vnd.module.wasm.spec.v1+yaml \
+	./README.md:application/vnd.module.wasm.doc.v1+markdown \
+	./README_ZH.md:application/vnd.module.wasm.doc.v1.ZH+markdown \
+	./plugin.tar.gz:application/vnd.oci.image.layer.v1.tar+gzip
+.PHONY: oci-layers push-image
 
-push: image ## Push the OCI image (IMAGE=repo/name:tag)
-	docker push $(IMAGE)
+# make push refuses, before building anything, a reference it would push to the wrong place.
+ifneq ($(filter push,$(MAKECMDGOALS)),)
+ifeq ($(findstring /,$(IMAGE)),)
+$(error make push: IMAGE=$(IMAGE) names no registry. Pass IMAGE_REPO=registry.example.com/easy-jwt (tagged $(PLUGIN_VERSION), the crate version) or IMAGE=registry.example.com/easy-jwt:TAG)
+endif
+ifeq ($(findstring :,$(lastword $(subst /, ,$(IMAGE)))),)
+$(error make push: IMAGE=$(IMAGE) has no tag. Leave IMAGE unset and pass IMAGE_REPO= to get :$(PLUGIN_VERSION))
+endif
+ifneq ($(filter %:latest,$(IMAGE)),)
+ifneq ($(ALLOW_LATEST),1)
+$(error make push: refusing the tag latest (IMAGE=$(IMAGE)): Higress then defaults imagePullPolicy to Always, and which build runs is unknown. Use the crate version (the default tag) or pass ALLOW_LATEST=1)
+endif
+endif
+endif
+
+image: build ## Docker image FROM scratch + /plugin.wasm for linux/amd64 (IMAGE=…, default easy-jwt:<crate version>)
+	docker build --platform linux/amd64 $$(docker buildx version >/dev/null 2>&1 && echo --provenance=false) \
+		-f deploy/Dockerfile -t '$(IMAGE)' .
+
+push-image: image ## docker push the image of make image (one layer; Higress and Istio both load it)
+	docker push '$(IMAGE)'
+
+oci-layers: build $(PYENV)/.installed ## Stage make push's layers in target/oci: spec.yaml, README.md, README_ZH.md, plugin.tar.gz
+	rm -rf $(OCI_DIR) && mkdir -p $(OCI_DIR)
+	$(PYENV_PY) tools/plugin_spec.py --out $(OCI_DIR)/spec.yaml
+	cp README.md README_ZH.md $(OCI_DIR)/
+	set -o pipefail; tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - plugin.wasm \
+		| gzip -9n > $(OCI_DIR)/plugin.tar.gz
+
+push: oci-layers ## Push the Higress plugin image with oras (IMAGE_REPO=registry/name; tag: the crate version)
+	@command -v $(ORAS) >/dev/null || { printf '%s\n' \
+		"error: make push needs oras $(ORAS_VERSION) (the version Higress's plugin builders pin) on PATH, or ORAS=/path/to/oras. Install it with one of:" \
+		"  go install oras.land/oras/cmd/oras@v$(ORAS_VERSION)    # Go >= 1.20; installs to \$$(go env GOPATH)/bin" \
+		"  curl -fLO https://github.com/oras-project/oras/releases/download/v$(ORAS_VERSION)/oras_$(ORAS_VERSION)_linux_amd64.tar.gz && tar -xzf oras_$(ORAS_VERSION)_linux_amd64.tar.gz oras && sudo install oras /usr/local/bin/" \
+		"then 'oras login <registry>' and rerun make push. Without oras: make push-image (docker, single layer)." >&2; exit 1; }
+	@v=$$($(ORAS) version 2>/dev/null | sed -n 's/^Version: *//p'); [ "$${v%%+*}" = '$(ORAS_VERSION)' ] || { \
+		echo "error: $(ORAS) is oras $${v:-of unknown version}, make push pins ORAS_VERSION=$(ORAS_VERSION) (its --artifact-type is the config media type; from 1.1 on it sets the manifest's artifactType). Install it (go install oras.land/oras/cmd/oras@v$(ORAS_VERSION)) or accept yours: ORAS_VERSION=$${v%%+*}" >&2; exit 1; }
+	cd $(OCI_DIR) && $(ORAS) push --artifact-type $(OCI_ARTIFACT_TYPE) \
+		--annotation org.opencontainers.image.title=easy-jwt \
+		--annotation org.opencontainers.image.version=$(PLUGIN_VERSION) \
+		--annotation org.opencontainers.image.licenses=$(PLUGIN_LICENSE) \
+		--export-manifest manifest.json '$(IMAGE)' $(OCI_LAYERS)
+	@ref='$(IMAGE)'; echo "pushed $$ref. WasmPlugin url: oci://$$ref, or pinned by digest: oci://$${ref%:*}@sha256:$$(sha256sum $(OCI_DIR)/manifest.json | cut -d' ' -f1)"
 
 lint: toolchain ## rustfmt and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
