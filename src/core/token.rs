@@ -172,17 +172,18 @@ fn found(token: String, source: Source) -> Result<Extracted, TokenError> {
     Ok(Extracted { token, source })
 }
 
-/// Whitespace or a control character anywhere in `token`. Tokens are ASCII in practice: a byte
-/// scan decides them; others take the Unicode check.
+/// Whitespace or a control character anywhere in `token`. Tokens are ASCII in practice: one
+/// byte scan decides them.
 fn has_space_or_control(token: &str) -> bool {
-    if token.is_ascii() {
-        return token
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    // One pass: space, ASCII controls (DEL included) and any non-ASCII byte stop it; only a
+    // non-ASCII token takes the Unicode check.
+    match token.bytes().find(|&b| b <= b' ' || b >= 0x7f) {
+        None => false,
+        Some(b) if b < 0x80 => true,
+        Some(_) => token
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control()),
     }
-    token
-        .chars()
-        .any(|ch| ch.is_whitespace() || ch.is_control())
 }
 
 /// Splits a `cookie` header into `(name, value)` pairs (RFC 6265 §5.4), unquoting values.
@@ -357,6 +358,24 @@ mod tests {
             strip(&sources, Source::Cookie, &only),
             vec![HeaderEdit::Remove("cookie".into())]
         );
+    }
+
+    #[test]
+    fn spaces_and_controls_are_found_in_ascii_and_unicode_tokens() {
+        for bad in [
+            "a b",
+            "a\tb",
+            "a\u{7f}",
+            "\u{1}",
+            "é\u{3000}x",
+            "é\u{85}",
+            "éa\u{1}",
+        ] {
+            assert!(has_space_or_control(bad), "{bad:?}");
+        }
+        for good in ["abc.DEF-_~+/=", "é", "日本語"] {
+            assert!(!has_space_or_control(good), "{good:?}");
+        }
     }
 
     #[test]

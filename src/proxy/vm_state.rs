@@ -88,7 +88,12 @@ impl VmState {
 
     /// The key of the per-VM cache and of coalescing: the scope and the request's subject.
     pub fn cache_key(config: &Config, pending: &Pending) -> String {
-        format!("{}:{}", config.scope, pending.subject())
+        let subject = pending.subject();
+        let mut key = String::with_capacity(config.scope.len() + 1 + subject.len());
+        key.push_str(&config.scope);
+        key.push(':');
+        key.push_str(subject);
+        key
     }
 
     /// A cached identity: this VM's map first, then the shared slot.
