@@ -82,6 +82,7 @@ pub struct CallgrindEnvoy {
     listeners: BTreeMap<String, SocketAddr>,
     out_base: PathBuf,
     dumps: u32,
+    maps: Vec<Mapping>,
 }
 
 /// How Envoy is started.
@@ -149,6 +150,7 @@ impl CallgrindEnvoy {
             listeners: BTreeMap::new(),
             out_base,
             dumps: 0,
+            maps: Vec::new(),
         };
         let deadline = Instant::now() + launch.timeout;
         let admin = loop {
@@ -180,13 +182,27 @@ impl CallgrindEnvoy {
         envoy.admin = admin;
         let resp = admin_get(admin, "/listeners?format=json")
             .map_err(|e| format!("admin /listeners: {e}"))?;
-        envoy.listeners = parse_listeners(&resp.json());
+        let listeners: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("admin /listeners is not JSON: {e}"))?;
+        envoy.listeners = parse_listeners(&listeners);
+        envoy.maps = read_maps(envoy.pid());
+        let maps_text: String = envoy
+            .maps
+            .iter()
+            .map(|m| format!("{:x}-{:x} {:x} {}\n", m.start, m.end, m.offset, m.path))
+            .collect();
+        let _ = fs::write(dir.join("maps.txt"), maps_text);
         Ok(envoy)
     }
 
     /// The process id (valgrind runs Envoy in its own process).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The process's memory mappings once it was ready (also in `maps.txt`).
+    pub fn maps(&self) -> &[Mapping] {
+        &self.maps
     }
 
     /// The directory of the bootstrap, logs and dumps.
@@ -208,10 +224,14 @@ impl CallgrindEnvoy {
     pub fn stats(&self) -> Result<BTreeMap<String, i64>, String> {
         let resp = admin_get(self.admin, "/stats?format=json")
             .map_err(|e| format!("admin /stats: {e}"))?;
-        let v = resp.json();
+        let v: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("admin /stats is not JSON: {e}"))?;
         let mut out = BTreeMap::new();
-        for s in v["stats"].as_array().into_iter().flatten() {
-            if let (Some(name), Some(value)) = (s["name"].as_str(), s["value"].as_i64()) {
+        let stats = v.get("stats").and_then(Value::as_array);
+        for s in stats.into_iter().flatten() {
+            let name = s.get("name").and_then(Value::as_str);
+            let value = s.get("value").and_then(Value::as_i64);
+            if let (Some(name), Some(value)) = (name, value) {
                 out.insert(name.to_owned(), value);
             }
         }
@@ -313,12 +333,13 @@ fn admin_get(admin: SocketAddr, path: &str) -> std::io::Result<Response> {
 
 fn parse_listeners(v: &Value) -> BTreeMap<String, SocketAddr> {
     let mut out = BTreeMap::new();
-    for l in v["listener_statuses"].as_array().into_iter().flatten() {
-        let sa = &l["local_address"]["socket_address"];
+    let listeners = v.get("listener_statuses").and_then(Value::as_array);
+    for l in listeners.into_iter().flatten() {
+        let sa = l.get("local_address").and_then(|a| a.get("socket_address"));
         let (Some(name), Some(ip), Some(port)) = (
-            l["name"].as_str(),
-            sa["address"].as_str(),
-            sa["port_value"].as_u64(),
+            l.get("name").and_then(Value::as_str),
+            sa.and_then(|a| a.get("address")).and_then(Value::as_str),
+            sa.and_then(|a| a.get("port_value")).and_then(Value::as_u64),
         ) else {
             continue;
         };
@@ -340,32 +361,203 @@ pub fn totals(dump: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("{} has no totals: line", dump.display()))
 }
 
-/// Self instructions of one function of a dump.
+/// One function of a dump.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FnKey {
-    /// The object file (`???` for code with no file: JIT code).
+    /// The object file (`???` when valgrind has none for the code).
     pub object: String,
-    /// The function (a hex address when the object has no symbol for it).
+    /// The function (a hex address when valgrind has no symbol for it).
     pub function: String,
 }
 
 impl FnKey {
-    /// Where the function's code comes from: `JIT` (generated code: V8's wasm, LuaJIT's traces),
-    /// `libc`, `envoy` (the binary, stripped: addresses only), or the object's file name.
-    pub fn origin(&self) -> String {
-        if self.object == "???" || self.object.is_empty() {
-            return "JIT".to_string();
+    /// The function's address, when it is named by one.
+    pub fn address(&self) -> Option<u64> {
+        let hex = self.function.strip_prefix("0x")?;
+        u64::from_str_radix(hex, 16).ok()
+    }
+}
+
+/// One line of `/proc/<pid>/maps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    /// The file, or empty for anonymous memory.
+    pub path: String,
+}
+
+/// `/proc/<pid>/maps` (under valgrind: the guest's mappings and valgrind's own).
+pub fn read_maps(pid: u32) -> Vec<Mapping> {
+    let text = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (start, end) = parts.next()?.split_once('-')?;
+            let _perms = parts.next()?;
+            let offset = parts.next()?;
+            let _dev = parts.next()?;
+            let _inode = parts.next()?;
+            let path = parts.collect::<Vec<_>>().join(" ");
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// Says where a dump's function comes from and names what valgrind could not: the Envoy binary
+/// is stripped, and valgrind attributes only its `.text` to it — tcmalloc's `google_malloc`
+/// section (malloc, free, operator new/delete) shows up as `???` like generated code does. The
+/// binary's load address (from `/proc/<pid>/maps`), its section table (`readelf -SW`) and its
+/// exported symbols (`nm -DC`) sort that out.
+///
+/// callgrind names an unnamed function of an object by its address in the object's own address
+/// space (the ELF's virtual address), and an unnamed function outside any object by its run-time
+/// address.
+#[derive(Debug, Clone, Default)]
+pub struct Resolver {
+    binary: String,
+    /// Where the binary's virtual address 0 is mapped.
+    base: Option<u64>,
+    /// (start, end, name) of the binary's sections, at their ELF virtual addresses.
+    sections: Vec<(u64, u64, String)>,
+    /// Exported symbols at their ELF virtual addresses.
+    symbols: HashMap<u64, String>,
+    maps: Vec<Mapping>,
+}
+
+impl Resolver {
+    /// For the Envoy binary `envoy` mapped as `maps` says.
+    pub fn new(envoy: &Path, maps: &[Mapping]) -> Resolver {
+        let binary = envoy
+            .canonicalize()
+            .unwrap_or_else(|_| envoy.to_path_buf())
+            .to_string_lossy()
+            .into_owned();
+        let base = maps
+            .iter()
+            .find(|m| m.path == binary && m.offset == 0)
+            .map(|m| m.start);
+        let mut resolver = Resolver {
+            binary: binary.clone(),
+            base,
+            maps: maps.to_vec(),
+            ..Resolver::default()
+        };
+        if base.is_none() {
+            return resolver;
         }
-        let file = Path::new(&self.object)
+        let run = |tool: &str, args: &[&str]| {
+            Command::new(tool)
+                .args(args)
+                .arg(&binary)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        for line in run("readelf", &["-SW"]).lines() {
+            let Some((_, rest)) = line.split_once(']') else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if let (Some(name), Some(addr), Some(size)) = (f.first(), f.get(2), f.get(4)) {
+                if let (Ok(addr), Ok(size)) =
+                    (u64::from_str_radix(addr, 16), u64::from_str_radix(size, 16))
+                {
+                    if addr > 0 {
+                        resolver
+                            .sections
+                            .push((addr, addr + size, (*name).to_string()));
+                    }
+                }
+            }
+        }
+        for line in run("nm", &["-DC", "--defined-only"]).lines() {
+            let mut f = line.splitn(3, ' ');
+            if let (Some(addr), Some(_kind), Some(name)) = (f.next(), f.next(), f.next()) {
+                if let Ok(addr) = u64::from_str_radix(addr, 16) {
+                    let name = name.trim();
+                    // Prefer the plain name over glibc's aliases (`malloc`, not `__libc_malloc`).
+                    let entry = resolver.symbols.entry(addr).or_default();
+                    if entry.is_empty() || (entry.starts_with("__") && !name.starts_with("__")) {
+                        *entry = name.to_string();
+                    }
+                }
+            }
+        }
+        resolver
+    }
+
+    fn section(&self, addr: u64) -> Option<&str> {
+        self.sections
+            .iter()
+            .find(|(start, end, _)| (*start..*end).contains(&addr))
+            .map(|(_, _, name)| name.as_str())
+    }
+
+    fn in_binary(&self, addr: u64) -> bool {
+        self.maps
+            .iter()
+            .any(|m| m.path == self.binary && (m.start..m.end).contains(&addr))
+    }
+
+    /// The binary's virtual address of `key`'s function, if it is in the binary.
+    fn vaddr(&self, key: &FnKey) -> Option<u64> {
+        let addr = key.address()?;
+        if key.object == self.binary {
+            return Some(addr);
+        }
+        if self.in_binary(addr) {
+            return addr.checked_sub(self.base?);
+        }
+        None
+    }
+
+    /// `JIT` (generated code in anonymous memory: V8's wasm code and builtins it copied there,
+    /// LuaJIT's traces), `tcmalloc` (the binary's `google_malloc` section), `envoy` (the rest of
+    /// the binary), `libc`, or another object's file name.
+    pub fn origin(&self, key: &FnKey) -> String {
+        if key.object == "???" || key.object.is_empty() || key.object == self.binary {
+            if let Some(vaddr) = self.vaddr(key) {
+                return match self.section(vaddr) {
+                    Some("google_malloc") | Some("malloc_hook") => "tcmalloc".to_string(),
+                    _ => "envoy".to_string(),
+                };
+            }
+            return if key.object == self.binary {
+                "envoy".to_string()
+            } else {
+                "JIT".to_string()
+            };
+        }
+        let file = Path::new(&key.object)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.object.clone());
+            .unwrap_or_else(|| key.object.clone());
         if file.starts_with("libc.so") {
             "libc".to_string()
-        } else if file == "envoy" {
-            "envoy".to_string()
         } else {
             file
+        }
+    }
+
+    /// The function's name: valgrind's, else the binary's exported symbol at that address,
+    /// else the address (with its section when it is not `.text`).
+    pub fn label(&self, key: &FnKey) -> String {
+        let Some(vaddr) = self.vaddr(key) else {
+            return key.function.clone();
+        };
+        if let Some(name) = self.symbols.get(&vaddr) {
+            return name.clone();
+        }
+        match self.section(vaddr) {
+            Some(".text") | None => key.function.clone(),
+            Some(section) => format!("{} [{section}]", key.function),
         }
     }
 }
@@ -426,6 +618,12 @@ pub fn self_costs(dump: &Path) -> Result<HashMap<FnKey, u64>, String> {
                     object = resolve(&mut objects, rest);
                 } else if let Some(rest) = line.strip_prefix("fn=") {
                     function = resolve(&mut functions, rest);
+                    // `name'2` is `name` one recursion level down: the same function.
+                    if let Some((name, level)) = function.rsplit_once('\'') {
+                        if !level.is_empty() && level.bytes().all(|b| b.is_ascii_digit()) {
+                            function = name.to_string();
+                        }
+                    }
                 } else if let Some(rest) = line.strip_prefix("cob=") {
                     resolve(&mut objects, rest);
                 } else if let Some(rest) = line.strip_prefix("cfn=") {
@@ -473,4 +671,38 @@ pub fn annotate(tools: &Tools, dump: &Path, top: usize) -> Result<Vec<String>, S
         }
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_costs_skip_call_costs_and_merge_recursion_levels() {
+        let dump = "# callgrind format\nversion: 1\npositions: line\nevents: Ir\nsummary: 0\n\n\
+                    ob=(1) /usr/lib/libc.so.6\nfl=(1) x.c\nfn=(1) memcpy\n10 5\n+1 7\n\n\
+                    ob=(2)\nfn=(2) 0x0000000000001000\n0 100\ncob=(1)\ncfn=(1)\ncalls=3 0\n0 999\n\
+                    -1 20\nfn=(3) 0x0000000000001000'2\n0 1\n\ntotals: 133\n";
+        let path =
+            std::env::temp_dir().join(format!("envoy-bench-test-{}.out", std::process::id()));
+        fs::write(&path, dump).unwrap_or_default();
+        let costs = self_costs(&path).unwrap_or_default();
+        let total = totals(&path).unwrap_or(0);
+        let _ = fs::remove_file(&path);
+        let key = |o: &str, f: &str| FnKey {
+            object: o.to_string(),
+            function: f.to_string(),
+        };
+        assert_eq!(costs.get(&key("/usr/lib/libc.so.6", "memcpy")), Some(&12));
+        assert_eq!(costs.get(&key("", "0x0000000000001000")), Some(&121));
+        assert_eq!(costs.len(), 2);
+        assert_eq!(total, 133);
+        assert_eq!(key("", "0x0000000000001000").address(), Some(0x1000));
+    }
+
+    #[test]
+    fn parses_proc_maps_lines() {
+        let maps = read_maps(std::process::id());
+        assert!(maps.iter().any(|m| m.end > m.start && !m.path.is_empty()));
+    }
 }

@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use easy_jwt_bench::callgrind::{self, CallgrindEnvoy, FnKey, Launch, Tools};
+use easy_jwt_bench::callgrind::{self, CallgrindEnvoy, FnKey, Launch, Resolver, Tools};
 use easy_jwt_bench::guest;
 use easy_jwt_bench::scenario::{
     base64url, plugin_config, Auth, Shape, Tokens, API_PATH, IGNORED_PATH, TOKEN_CLUSTER,
@@ -54,7 +54,10 @@ struct Cli {
     #[arg(long, default_value = "plugin.wasm")]
     plugin: PathBuf,
     /// The no-op wasm filter (`make build-test-plugins`).
-    #[arg(long, default_value = "target/wasm32-wasip1/wasm-release/noop_plugin.wasm")]
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/wasm-release/noop_plugin.wasm"
+    )]
     noop: PathBuf,
     /// The call-and-resume floor filter (`cargo build --target wasm32-wasip1 --profile
     /// wasm-release -p call-floor-plugin`).
@@ -377,12 +380,16 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
     let rows = selected_rows(cli)?;
     if let Some(p) = &cli.profile {
         if !rows.iter().any(|r| r.key == p) {
-            return Err(format!("--profile {p}: no such row (see --help for the keys)"));
+            return Err(format!(
+                "--profile {p}: no such row (see --help for the keys)"
+            ));
         }
     }
     let mut config: Value = serde_json::from_str(&plugin_config(&cli.config)?)
         .map_err(|e| format!("plugin configuration: {e}"))?;
-    config["tokenServerTimeoutMs"] = json!(CALL_TIMEOUT_MS);
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert("tokenServerTimeoutMs".into(), json!(CALL_TIMEOUT_MS));
+    }
     let config = config.to_string();
 
     // The guest side first: it is quick and fails fast on a broken artifact.
@@ -409,8 +416,8 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
     let token_server =
         BackgroundServer::start(Config::default()).map_err(|e| format!("token server: {e}"))?;
     let bootstrap = bootstrap(&plugin, &noop, &floor, &config, token_server.addr());
-    let out_dir = std::path::absolute(&cli.out_dir)
-        .map_err(|e| format!("{}: {e}", cli.out_dir.display()))?;
+    let out_dir =
+        std::path::absolute(&cli.out_dir).map_err(|e| format!("{}: {e}", cli.out_dir.display()))?;
     eprintln!(
         "envoy-bench: starting {bin} under {} (callgrind) in {}…",
         tools.version,
@@ -492,7 +499,8 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
     println!("{}: {} bytes\n", cli.plugin.display(), int(size as f64));
 
     if let Some(key) = &cli.profile {
-        profile(tools, key, &rows, &results, cli, &out_dir)?;
+        let resolver = Resolver::new(&bin.path, envoy.maps());
+        profile(tools, &resolver, key, &rows, &results, cli, &out_dir)?;
     }
     eprintln!(
         "envoy-bench: callgrind dumps and logs in {} (dumps.txt maps rows to dumps)",
@@ -595,7 +603,9 @@ fn bootstrap(
         }))
         .listener(routes(Listener::new("base")))
         .listener(routes(
-            Listener::new("noop").wasm(noop, "").wasm_name("noop", "noop"),
+            Listener::new("noop")
+                .wasm(noop, "")
+                .wasm_name("noop", "noop"),
         ))
         .listener(routes(
             Listener::new("floor")
@@ -608,9 +618,14 @@ fn bootstrap(
     let mut v = bootstrap.to_json();
     // Nothing periodic while instrumentation is on: stats are flushed when the admin asks (the
     // bench reads /stats between batches), the watchdogs wake up once an hour.
-    v["stats_flush_on_admin"] = json!(true);
-    let dog = json!({"miss_timeout": "3600s", "megamiss_timeout": "3600s"});
-    v["watchdogs"] = json!({"main_thread_watchdog": dog, "worker_watchdog": dog});
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("stats_flush_on_admin".into(), json!(true));
+        let dog = json!({"miss_timeout": "3600s", "megamiss_timeout": "3600s"});
+        obj.insert(
+            "watchdogs".into(),
+            json!({"main_thread_watchdog": dog, "worker_watchdog": dog}),
+        );
+    }
     v
 }
 
@@ -726,7 +741,8 @@ fn check_counters(
     n: usize,
 ) -> Result<(), String> {
     let n = i64::try_from(n).unwrap_or(i64::MAX);
-    let delta = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    let delta =
+        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
     let calls = format!("cluster.{TOKEN_CLUSTER}.upstream_rq_total");
     let mut want: Vec<(String, i64)> = Vec::new();
     let plugin_counters = [
@@ -752,12 +768,13 @@ fn check_counters(
     want.push((calls, call_count));
     for c in plugin_counters {
         let moved = match row.moves {
-            Moves::Plugin(name, _) => {
-                name == c || (name == "cache_hit" && c == "allowed")
-            }
+            Moves::Plugin(name, _) => name == c || (name == "cache_hit" && c == "allowed"),
             _ => false,
         };
-        want.push((format!("wasmcustom.easy_jwt.{c}"), if moved { n } else { 0 }));
+        want.push((
+            format!("wasmcustom.easy_jwt.{c}"),
+            if moved { n } else { 0 },
+        ));
     }
     if let Moves::Jwt(name) = row.moves {
         want.push((format!("http.jwt.jwt_authn.{name}"), n));
@@ -796,9 +813,8 @@ fn write_index(
 /// The markdown table of the Envoy figures, with the ratios and targets.
 fn envoy_table(rows: &[Row], results: &BTreeMap<&'static str, Measured>, spread: bool) -> String {
     let mean = |key: &str| results.get(key).map(Measured::mean);
-    let added = |row: &Row| -> Option<f64> {
-        Some(mean(row.key)? - mean(baseline_key(row.auth.shape()))?)
-    };
+    let added =
+        |row: &Row| -> Option<f64> { Some(mean(row.key)? - mean(baseline_key(row.auth.shape()))?) };
     let added_of = |key: &str| ROWS.iter().find(|r| r.key == key).and_then(added);
     let noop_added = added_of("noop");
     let mut columns = vec![
@@ -905,6 +921,7 @@ fn guest_table(rows: &[guest::Row]) -> String {
 /// origin, and the functions that grew most over no filter with the same request.
 fn profile(
     tools: &Tools,
+    resolver: &Resolver,
     key: &str,
     rows: &[Row],
     results: &BTreeMap<&'static str, Measured>,
@@ -935,7 +952,7 @@ fn profile(
     );
     println!("```");
     for line in callgrind::annotate(tools, &kept, cli.top)? {
-        println!("{line}");
+        println!("{}", annotated(resolver, &line));
     }
     println!("```\n");
 
@@ -948,7 +965,7 @@ fn profile(
     let by_origin = |c: &HashMap<FnKey, u64>| {
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for (k, v) in c {
-            *out.entry(k.origin()).or_default() += v;
+            *out.entry(resolver.origin(k)).or_default() += v;
         }
         out
     };
@@ -978,15 +995,15 @@ fn profile(
             .collect();
         diff.sort_by(|x, y| (y.1 - y.2).total_cmp(&(x.1 - x.2)).then(x.0.cmp(y.0)));
         diff.dedup_by(|x, y| x.0 == y.0);
-        let mut table = Table::new(&[
-            "function",
-            "origin",
-            ">per request",
-            ">no filter",
-            ">added",
-        ]);
+        let mut table = Table::new(&["function", "origin", ">per request", ">no filter", ">added"]);
         for (k, a, b) in diff.iter().take(cli.top) {
-            table.row(vec![k.function.clone(), k.origin(), int(*a), int(*b), signed(a - b)]);
+            table.row(vec![
+                resolver.label(k),
+                resolver.origin(k),
+                int(*a),
+                int(*b),
+                signed(a - b),
+            ]);
         }
         println!(
             "Top {} functions by self instructions added per request over no filter:\n",
@@ -995,4 +1012,29 @@ fn profile(
         println!("{}", table.render());
     }
     Ok(())
+}
+
+/// A `callgrind_annotate` function line with where the function comes from (and its name, when
+/// the binary exports one) appended: `… [???]  ← tcmalloc: free`.
+fn annotated(resolver: &Resolver, line: &str) -> String {
+    let parsed = line.split_once(")  ").and_then(|(_, rest)| {
+        let (file_fn, object) = rest.rsplit_once(" [")?;
+        let object = object.strip_suffix(']')?;
+        let function = file_fn.split_once(':').map_or(file_fn, |(_, f)| f);
+        Some(FnKey {
+            object: object.to_string(),
+            function: function.to_string(),
+        })
+    });
+    match parsed {
+        Some(key) => {
+            let label = resolver.label(&key);
+            if label == key.function {
+                format!("{line}  ← {}", resolver.origin(&key))
+            } else {
+                format!("{line}  ← {}: {label}", resolver.origin(&key))
+            }
+        }
+        None => line.to_string(),
+    }
 }

@@ -23,7 +23,10 @@ struct Args {
     #[arg(long, default_value = "plugin.wasm")]
     plugin: PathBuf,
     /// The no-op baseline plugin.
-    #[arg(long, default_value = "target/wasm32-wasip1/wasm-release/noop_plugin.wasm")]
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/wasm-release/noop_plugin.wasm"
+    )]
     noop: PathBuf,
     /// The call-and-resume floor plugin (the row is skipped when the file is missing).
     #[arg(
