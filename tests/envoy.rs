@@ -5,8 +5,9 @@
 mod common;
 
 use common::scenarios::{
-    base_config, check, request_of, token_of, Observed, Scenario, Site, Token, CLOSED_CLUSTER,
-    ECHO_CLUSTER, MOCK_CLUSTER, OUTCOMES, ROUTES, SECRET, SERVICE_CLUSTER, TOKEN_CLUSTER,
+    base_config, check, check_effects, mock_calls, request_of, token_of, Observed, Scenario, Site,
+    CLOSED_CLUSTER, ECHO_CLUSTER, MOCK_CLUSTER, OUTCOMES, ROUTES, SECRET, SERVICE_CLUSTER,
+    TOKEN_CLUSTER,
 };
 use easy_jwt_testbed::envoy::{self, Bootstrap, Envoy, EnvoyBin, Listener, Opts};
 use easy_jwt_testbed::http::{self, Conn, Request, Response};
@@ -121,34 +122,15 @@ fn run(envoy: &Envoy, backends: &Backends, scenario: &Scenario) -> Result<(), St
     let request = headers
         .iter()
         .fold(Request::get(&path), |r, (n, v)| r.header(n, v));
-    let before: Vec<i64> = OUTCOMES.iter().map(|c| counter(envoy, c)).collect();
-    let calls_before = token.as_deref().map(|t| backends.mock.calls_for(t));
+    let counters = || -> Vec<i64> { OUTCOMES.iter().map(|c| counter(envoy, c)).collect() };
+    let (before, calls_before) = (
+        counters(),
+        mock_calls(scenario, token.as_deref(), &backends.mock),
+    );
     let response = http::send(envoy.listener_addr(scenario.site), &request);
     check(scenario, &observe(&response))?;
-    if let (Some(Token::Literal(_)), Some(token), Some(before)) = (
-        scenario.token.as_ref().map(|(t, _)| t),
-        token.as_deref(),
-        calls_before,
-    ) {
-        let calls = backends.mock.calls_for(token) - before;
-        if calls != scenario.calls {
-            return Err(format!(
-                "{calls} token-server calls, want {}",
-                scenario.calls
-            ));
-        }
-    }
-    let counted: Vec<&str> = OUTCOMES
-        .iter()
-        .zip(before)
-        .filter(|(name, before)| counter(envoy, name) != *before)
-        .map(|(name, _)| *name)
-        .collect();
-    let want: Vec<&str> = scenario.counter.into_iter().collect();
-    if counted != want {
-        return Err(format!("counted {counted:?}, want {want:?}"));
-    }
-    Ok(())
+    let calls_after = mock_calls(scenario, token.as_deref(), &backends.mock);
+    check_effects(scenario, (calls_before, calls_after), &before, &counters())
 }
 
 #[test]

@@ -5,8 +5,8 @@
 mod common;
 
 use common::scenarios::{
-    check, request_of, route_for, token_of, Observed, Scenario, Token, CLOSED_CLUSTER,
-    MOCK_CLUSTER, OUTCOMES, SECRET, TOKEN_CLUSTER,
+    check, check_effects, mock_calls, request_of, route_for, token_of, Observed, Scenario,
+    CLOSED_CLUSTER, MOCK_CLUSTER, OUTCOMES, SECRET, TOKEN_CLUSTER,
 };
 use common::{closed_port, Answerer, Gateway, Outcome, Req};
 use easy_jwt_testbed::mock::MockTokenServer;
@@ -58,34 +58,17 @@ fn observe(outcome: &Outcome) -> Observed {
 
 fn run(gw: &mut Gateway, mock: &MockTokenServer, scenario: &Scenario) -> Result<(), String> {
     let token = token_of(scenario);
-    let before: Vec<i64> = OUTCOMES.iter().map(|c| gw.counter(c)).collect();
-    let calls_before = token.as_deref().map(|t| mock.calls_for(t));
+    let counters = |gw: &Gateway| -> Vec<i64> { OUTCOMES.iter().map(|c| gw.counter(c)).collect() };
+    let (before, calls_before) = (counters(gw), mock_calls(scenario, token.as_deref(), mock));
     let outcome = gw.send(host_request(scenario, token.as_deref()));
     check(scenario, &observe(&outcome))?;
-    if let (Some(Token::Literal(_)), Some(token), Some(before)) = (
-        scenario.token.as_ref().map(|(t, _)| t),
-        token.as_deref(),
-        calls_before,
-    ) {
-        let calls = mock.calls_for(token) - before;
-        if calls != scenario.calls {
-            return Err(format!(
-                "{calls} token-server calls, want {}",
-                scenario.calls
-            ));
-        }
-    }
-    let counted: Vec<&str> = OUTCOMES
-        .iter()
-        .zip(before)
-        .filter(|(name, before)| gw.counter(name) != *before)
-        .map(|(name, _)| *name)
-        .collect();
-    let want: Vec<&str> = scenario.counter.into_iter().collect();
-    if counted != want {
-        return Err(format!("counted {counted:?}, want {want:?}"));
-    }
-    Ok(())
+    let calls_after = mock_calls(scenario, token.as_deref(), mock);
+    check_effects(
+        scenario,
+        (calls_before, calls_after),
+        &before,
+        &counters(gw),
+    )
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! ([`MOCK_CLUSTER`], behaviour chosen by the token, see `tests/testbed/src/mock.rs`), the
 //! reference token server ([`TOKEN_CLUSTER`], real HS256 JWTs) and the echo upstream.
 
+use easy_jwt_testbed::mock::MockTokenServer;
 use easy_jwt_testbed::token_server;
 use serde_json::{json, Value};
 
@@ -650,6 +651,49 @@ pub const OUTCOMES: [&str; 7] = [
     "token_server_failure",
     "fail_open",
 ];
+
+/// The mock token server's calls for the scenario's token, if it sends a mock token (the
+/// reference token server does not count).
+pub fn mock_calls(
+    scenario: &Scenario,
+    token: Option<&str>,
+    mock: &MockTokenServer,
+) -> Option<usize> {
+    match (&scenario.token, token) {
+        (Some((Token::Literal(_), _)), Some(token)) => Some(mock.calls_for(token)),
+        _ => None,
+    }
+}
+
+/// Checks what a run changed besides the answer: the token server's calls (`calls`: before and
+/// after, for mock tokens) and the outcome counters ([`OUTCOMES`] before and after).
+pub fn check_effects(
+    scenario: &Scenario,
+    calls: (Option<usize>, Option<usize>),
+    before: &[i64],
+    after: &[i64],
+) -> Result<(), String> {
+    if let (Some(before), Some(after)) = calls {
+        if after - before != scenario.calls {
+            return Err(format!(
+                "{} token-server calls, want {}",
+                after - before,
+                scenario.calls
+            ));
+        }
+    }
+    let counted: Vec<&str> = OUTCOMES
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (before, after))| before != after)
+        .map(|(name, _)| *name)
+        .collect();
+    let want: Vec<&str> = scenario.counter.into_iter().collect();
+    if counted != want {
+        return Err(format!("counted {counted:?}, want {want:?}"));
+    }
+    Ok(())
+}
 
 /// What a driver saw.
 #[derive(Debug, Clone)]
