@@ -16,10 +16,3 @@
 
 pub mod core;
 pub mod proxy;
-
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| {
-        Box::new(proxy::filter::Root::new(std::rc::Rc::new(proxy::host::Envoy)))
-    });
-}}

@@ -7,9 +7,9 @@ use crate::core::reply::Reply;
 use crate::core::request::HeaderEdit;
 use crate::core::stats::Stat;
 use crate::proxy::counters::Counters;
+use crate::proxy::host::Action;
 use crate::proxy::host::{Call, Host, Status};
 use log::{debug, error, warn};
-use proxy_wasm::types::Action;
 
 /// Dispatches the auth call for a paused request (its token, and the context it forwards); the
 /// answer goes to the effective context.

@@ -19,11 +19,9 @@ use crate::core::stats::Stat;
 use crate::core::token;
 use crate::proxy::actions::{dispatch, local_reply};
 use crate::proxy::counters::Counters;
-use crate::proxy::host::Host;
+use crate::proxy::host::{Action, Host};
 use crate::proxy::vm_state::{Answer, Flight, Follower, VmState};
 use log::{debug, error, info, warn};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -48,8 +46,9 @@ impl Root {
     }
 }
 
-impl Context for Root {
-    fn on_http_call_response(
+impl Root {
+    /// An answer to a call the root made ([`Root::redispatch`]); others are ignored.
+    pub fn on_http_call_response(
         &mut self,
         token_id: u32,
         _headers: usize,
@@ -72,10 +71,9 @@ impl Context for Root {
         }
         self.state.release(&key, &answer);
     }
-}
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
+    /// Parses the plugin configuration; false (with the error logged) refuses it.
+    pub fn on_configure(&mut self, _size: usize) -> bool {
         let host = Rc::clone(&self.state.host);
         host.follow_log_level();
         match RuleSet::parse(&host.plugin_configuration()) {
@@ -108,7 +106,8 @@ impl RootContext for Root {
         }
     }
 
-    fn on_tick(&mut self) {
+    /// Re-dispatches the calls of orphaned followers, then stops the timer.
+    pub fn on_tick(&mut self) {
         let orphans: Vec<String> = self
             .state
             .flights
@@ -125,16 +124,6 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.filter(context_id)))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
-
-impl Root {
     /// The context of a new HTTP stream.
     pub fn filter(&self, context_id: u32) -> Filter {
         Filter {
@@ -251,8 +240,10 @@ impl HostRequest<'_> {
     }
 }
 
-impl Context for Filter {
-    fn on_http_call_response(
+impl Filter {
+    /// The answer to this stream's call (the host delivers it to the root; [`crate::proxy::abi`]
+    /// finds this stream by the token).
+    pub fn on_http_call_response(
         &mut self,
         token_id: u32,
         _headers: usize,
@@ -279,12 +270,26 @@ impl Context for Filter {
         );
         let verdict = auth::judge(&config, answer.view());
         self.state.remember(&config, &pending, &verdict);
-        self.state
-            .finish(self.id, auth::decide(&config, verdict, pending));
+        // The answer arrives on the root context: act on this stream from here on.
+        match self.state.host.set_effective_context(self.id) {
+            Ok(()) => self
+                .state
+                .finish(self.id, auth::decide(&config, verdict, pending)),
+            Err(status) => warn!("#{} easy-jwt: stream gone: {status}", self.id),
+        }
         self.state.release(&key, &answer);
     }
 
-    fn on_done(&mut self) -> bool {
+    /// The token of this stream's call while it is in flight.
+    pub fn call_token(&self) -> Option<u32> {
+        match self.stage {
+            Stage::Leading { token_id, .. } => Some(token_id),
+            _ => None,
+        }
+    }
+
+    /// The stream has ended: leave its call (to the root) or its flight.
+    pub fn on_done(&mut self) -> bool {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Leading { key, .. } => self.abandon(&key),
             Stage::Following { key } => self.unfollow(&key),
@@ -292,10 +297,20 @@ impl Context for Filter {
         }
         true
     }
-}
 
-impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    /// A stream of a root that does not exist: refused, never let through unchecked.
+    pub fn refuse_unknown(host: &dyn Host, context_id: u32) -> Action {
+        error!("#{context_id} easy-jwt: request refused: unknown root context");
+        local_reply(
+            host,
+            context_id,
+            &not_configured(),
+            "easy_jwt.not_configured",
+        )
+    }
+
+    /// Decides on the request headers: continue, pause for a call, or answer locally.
+    pub fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let Some(rules) = self.rules.clone() else {
             error!(
                 "#{} easy-jwt: request refused: the plugin is not configured",
@@ -324,9 +339,7 @@ impl HttpContext for Filter {
             }
         }
     }
-}
 
-impl Filter {
     /// Cache, then an in-flight call for the same token, then a call of our own.
     fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
         if let Some(identity) = self.state.cached(&config, &pending) {

@@ -2,10 +2,20 @@
 //! tests' fake host records them. Nothing else in the adapter touches the ABI.
 
 use crate::proxy::hostio::{self, Buffer, Map};
-use proxy_wasm::types::LogLevel;
+use log::LevelFilter;
 use std::time::Duration;
 
 pub use crate::proxy::hostio::Status;
+
+/// What a stream callback tells the host (ABI 0.2.1 values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Action {
+    /// Go on with the next filter.
+    Continue = 0,
+    /// Stop here: the request is paused, or answered locally.
+    Pause = 1,
+}
 
 /// An HTTP call to a cluster (`proxy_http_call`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,16 +126,9 @@ impl Host for Envoy {
         hostio::set_effective_context(context_id)
     }
 
-    /// Through the SDK, whose dispatcher routes the answer to the context that made the call.
     fn dispatch(&self, call: &Call) -> Result<u32, Status> {
-        proxy_wasm::hostcalls::dispatch_http_call(
-            call.cluster,
-            call.headers.to_vec(),
-            Some(call.body),
-            Vec::new(),
-            call.timeout,
-        )
-        .map_err(|status| Status(status as u32))
+        let timeout_ms = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
+        hostio::http_call(call.cluster, call.headers, call.body, timeout_ms)
     }
 
     fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
@@ -150,15 +153,14 @@ impl Host for Envoy {
 
     fn follow_log_level(&self) {
         let level = match hostio::log_level() {
-            Some(0) => LogLevel::Trace,
-            Some(1) => LogLevel::Debug,
-            Some(2) => LogLevel::Info,
-            Some(3) => LogLevel::Warn,
-            Some(4) => LogLevel::Error,
-            Some(_) => LogLevel::Critical,
+            Some(0) => LevelFilter::Trace,
+            Some(1) => LevelFilter::Debug,
+            Some(2) => LevelFilter::Info,
+            Some(3) => LevelFilter::Warn,
+            Some(_) => LevelFilter::Error,
             None => return,
         };
-        proxy_wasm::set_log_level(level);
+        log::set_max_level(level);
     }
 
     fn set_tick_period_ms(&self, period: u32) -> Result<(), Status> {

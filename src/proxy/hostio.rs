@@ -1,10 +1,9 @@
 //! Raw proxy-wasm 0.2.1 hostcalls that return the host's status instead of panicking.
 //!
-//! The SDK's `hostcalls` wrappers panic on any status they do not expect (`unexpected status: 2`),
-//! and a panic aborts the VM (docs/host-semantics.md §2: BadArgument after a resume, a second
-//! local reply on Higress's Envoy, a header map that is gone). The adapter uses these wrappers for
-//! everything but `dispatch_http_call`, which must stay in the SDK so its dispatcher routes the
-//! answer.
+//! Every wrapper hands the host's status back instead of panicking (the SDK's wrappers panic on a
+//! status they do not expect, and a panic aborts the VM: docs/host-semantics.md §2 lists
+//! BadArgument after a resume, a second local reply on Higress's Envoy, a header map that is
+//! gone). Values the host returns live in memory from [`crate::proxy::abi`]'s allocator.
 
 use std::ptr::null_mut;
 
@@ -93,6 +92,21 @@ extern "C" {
         headers_len: usize,
         grpc_status: i32,
     ) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_http_call(
+        upstream: *const u8,
+        upstream_len: usize,
+        headers: *const u8,
+        headers_len: usize,
+        body: *const u8,
+        body_len: usize,
+        trailers: *const u8,
+        trailers_len: usize,
+        timeout_ms: u32,
+        token: *mut u32,
+    ) -> u32;
+    #[cfg(target_arch = "wasm32")]
+    fn proxy_log(level: u32, message: *const u8, message_len: usize) -> u32;
     fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
     fn proxy_get_log_level(level: *mut u32) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
@@ -217,6 +231,44 @@ pub fn send_local_response(
             -1,
         )
     })
+}
+
+/// Dispatches an HTTP call to `cluster` (`headers` in the map encoding, no trailers); returns its
+/// token. The answer arrives at the root context (docs/host-semantics.md §3).
+pub fn http_call(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u32,
+) -> Result<u32, Status> {
+    let headers = serialize_pairs(headers);
+    let trailers = serialize_pairs(&[]);
+    let mut token = 0;
+    // SAFETY: every slice outlives the call and the host copies them; `token` is a live local.
+    check(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+/// Writes one line to Envoy's log at `level` (0 trace … 5 critical).
+#[cfg(target_arch = "wasm32")]
+pub fn log(level: u32, message: &str) {
+    // SAFETY: the slice outlives the call; the host copies it. Nothing to do if it refuses.
+    unsafe {
+        proxy_log(level, message.as_ptr(), message.len());
+    }
 }
 
 /// Wall-clock time in whole seconds since the Unix epoch (0 if the host refuses).

@@ -4,8 +4,7 @@
 
 use crate::proxy::fake::{FakeHost, BAD_ARGUMENT};
 use crate::proxy::filter::{Filter, Root};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::Action;
+use crate::proxy::host::Action;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
