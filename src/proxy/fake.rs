@@ -2,6 +2,7 @@
 //! shared data and counters (shareable between fake VMs), and a record of every effect.
 
 use crate::proxy::host::{Call, Host, Status};
+use crate::proxy::hostio;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -184,11 +185,14 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+    fn request_headers(&self) -> Vec<u8> {
         let state = self.state.borrow();
-        let headers = state.headers.get(&state.effective)?;
-        let (_, value) = headers.iter().find(|(n, _)| n == name)?;
-        Some(value.as_bytes().to_vec())
+        let headers: Vec<(&str, &str)> = state
+            .headers
+            .get(&state.effective)
+            .map(|list| list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+            .unwrap_or_default();
+        hostio::serialize_pairs(&headers)
     }
 
     fn property(&self, path: &str) -> Option<Vec<u8>> {

@@ -20,8 +20,10 @@ use crate::core::token;
 use crate::proxy::actions::{dispatch, local_reply};
 use crate::proxy::counters::Counters;
 use crate::proxy::host::{Action, Host};
+use crate::proxy::hostio;
 use crate::proxy::vm_state::{Answer, Flight, Follower, VmState};
 use log::{debug, error, info, warn};
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -185,10 +187,12 @@ pub struct Filter {
     stage: Stage,
 }
 
-/// The request, read through the host (only what the core asks for).
+/// The request, read through the host: every header in one read, on the first lookup (each
+/// value the host returns costs a call into the VM's allocator, docs/host-semantics.md §2).
 struct HostRequest<'a> {
     rules: &'a RuleSet,
     state: &'a VmState,
+    headers: OnceCell<Vec<u8>>,
 }
 
 /// Property paths of each stream attribute, in the order tried: upstream Envoy's name (the only
@@ -202,8 +206,11 @@ fn property_paths(attribute: Attribute) -> [&'static str; 2] {
 
 impl RequestView for HostRequest<'_> {
     fn header(&self, name: &str) -> Option<String> {
-        let bytes = self.state.host.request_header(name)?;
-        String::from_utf8(bytes).ok()
+        let headers = self
+            .headers
+            .get_or_init(|| self.state.host.request_headers());
+        let value = hostio::first_value(headers, name)?;
+        std::str::from_utf8(value).ok().map(str::to_string)
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<String> {
@@ -327,6 +334,7 @@ impl Filter {
         let request = HostRequest {
             rules: &rules,
             state: &self.state,
+            headers: OnceCell::new(),
         };
         let Some(config) = rules.select(&request).cloned() else {
             return Action::Continue;

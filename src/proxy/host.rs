@@ -30,8 +30,9 @@ pub struct Call<'a> {
 /// What the adapter asks of the host. Calls act on the effective context: the stream whose
 /// callback is running, or the one [`Host::set_effective_context`] chose.
 pub trait Host {
-    /// First value of a request header.
-    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Every request header, in the map encoding (`hostio::serialize_pairs`); read once per
+    /// request, the view looks names up in it.
+    fn request_headers(&self) -> Vec<u8>;
     /// A property by its path, segments joined by NUL (`xds\0route_name`).
     fn property(&self, path: &str) -> Option<Vec<u8>>;
     /// The plugin configuration (readable during `on_configure` only).
@@ -79,8 +80,8 @@ pub trait Host {
 pub struct Envoy;
 
 impl Host for Envoy {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostio::header(Map::RequestHeaders, name)
+    fn request_headers(&self) -> Vec<u8> {
+        hostio::header_pairs(Map::RequestHeaders)
     }
 
     fn property(&self, path: &str) -> Option<Vec<u8>> {

@@ -66,6 +66,7 @@ extern "C" {
         value: *const u8,
         value_len: usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(map: u32, out: *mut *mut u8, out_len: *mut usize) -> u32;
     fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
     fn proxy_get_buffer_bytes(
         buffer: u32,
@@ -157,6 +158,21 @@ pub fn header(map: Map, name: &str) -> Option<Vec<u8>> {
         let status =
             proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut len);
         (status == OK).then(|| take(data, len))
+    }
+}
+
+/// Every entry of a header map in the map encoding ([`serialize_pairs`]); empty if the map is
+/// unavailable. One allocation in the VM for the whole map: each value the host returns costs
+/// Envoy a call into the VM's allocator, the dearest part of a read (docs/host-semantics.md §2).
+pub fn header_pairs(map: Map) -> Vec<u8> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        match proxy_get_header_map_pairs(map as u32, &mut data, &mut len) {
+            OK => take(data, len),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -351,6 +367,31 @@ pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// The first value of `name` in a map in the map encoding; `None` when absent or when the bytes
+/// are not a well-formed map. Keys are compared byte for byte (Envoy's are lowercase).
+pub fn first_value<'a>(map: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let count = usize::try_from(u32_at(map, 0)?).ok()?;
+    let sizes = map.get(4..4 + count.checked_mul(8)?)?;
+    let mut data = map.get(4 + sizes.len()..)?;
+    for pair in sizes.chunks_exact(8) {
+        let key_len = usize::try_from(u32_at(pair, 0)?).ok()?;
+        let value_len = usize::try_from(u32_at(pair, 4)?).ok()?;
+        let value_start = key_len.checked_add(1)?;
+        let value_end = value_start.checked_add(value_len)?;
+        if data.get(..key_len)? == name.as_bytes() {
+            return data.get(value_start..value_end);
+        }
+        data = data.get(value_end.checked_add(1)?..)?;
+    }
+    None
+}
+
+/// The little-endian u32 at `offset`.
+fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    let word = bytes.get(offset..offset.checked_add(4)?)?;
+    Some(u32::from_le_bytes(word.try_into().ok()?))
+}
+
 fn len_u32(len: usize) -> [u8; 4] {
     u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes()
 }
@@ -373,5 +414,34 @@ mod tests {
         .concat();
         assert_eq!(bytes, expected);
         assert_eq!(serialize_pairs(&[]), 0u32.to_le_bytes());
+    }
+
+    #[test]
+    fn first_value_finds_the_first_entry_of_a_name() {
+        let map = serialize_pairs(&[(":path", "/a"), ("x", ""), ("cookie", "1"), ("cookie", "2")]);
+        assert_eq!(first_value(&map, ":path"), Some(&b"/a"[..]));
+        assert_eq!(first_value(&map, "x"), Some(&b""[..]));
+        assert_eq!(first_value(&map, "cookie"), Some(&b"1"[..]));
+        assert_eq!(first_value(&map, "authorization"), None);
+        assert_eq!(first_value(&[], ":path"), None);
+    }
+
+    #[test]
+    fn first_value_never_reads_past_a_malformed_map() {
+        let map = serialize_pairs(&[(":path", "/a"), ("authorization", "Bearer t")]);
+        // Every cut before the value's last byte (only its closing NUL may go missing).
+        for cut in 0..map.len() - 1 {
+            let truncated = map.get(..cut).unwrap();
+            assert_ne!(
+                first_value(truncated, "authorization"),
+                Some(&b"Bearer t"[..])
+            );
+        }
+        let mut huge = map.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(first_value(&huge, "authorization"), None);
+        let mut many = map;
+        many[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(first_value(&many, ":path"), None);
     }
 }
