@@ -110,11 +110,11 @@ struct Request {
 }
 
 impl RequestView for Request {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.clone())
+            .map(|(_, value)| value.as_str())
     }
 
     fn attribute(&self, _attribute: Attribute) -> Option<String> {

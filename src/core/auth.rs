@@ -138,13 +138,13 @@ fn request_context(config: &Config, request: &impl RequestView) -> Vec<(String, 
             ("x-forwarded-host", ":authority"),
         ] {
             if let Some(value) = request.header(from) {
-                context.push((name.to_string(), value));
+                context.push((name.to_string(), value.to_string()));
             }
         }
     }
     for name in &config.forward_headers {
         if let Some(value) = request.header(name) {
-            context.push((name.clone(), value));
+            context.push((name.clone(), value.to_string()));
         }
     }
     context

@@ -5,7 +5,7 @@
 /// the tests. Names are lowercase; a missing or non-UTF-8 value is `None`.
 pub trait RequestView {
     /// First value of a request header (Envoy returns the first of repeated headers).
-    fn header(&self, name: &str) -> Option<String>;
+    fn header(&self, name: &str) -> Option<&str>;
     /// What the gateway knows about the stream besides its headers. Gateways spell these
     /// differently (upstream Envoy `xds.route_name`, Higress also `route_name`): the adapter
     /// knows the spellings, the core only names the attribute.
@@ -69,11 +69,11 @@ pub mod fake {
     }
 
     impl RequestView for FakeRequest {
-        fn header(&self, name: &str) -> Option<String> {
+        fn header(&self, name: &str) -> Option<&str> {
             self.headers
                 .iter()
                 .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value.clone())
+                .map(|(_, value)| value.as_str())
         }
 
         fn attribute(&self, attribute: Attribute) -> Option<String> {

@@ -89,7 +89,7 @@ impl TokenSources {
         target: &Target,
     ) -> Result<Extracted, TokenError> {
         if let Some(value) = request.header(&self.header) {
-            let token = self.parse_header_value(&value)?;
+            let token = self.parse_header_value(value)?;
             return found(token, Source::Header);
         }
         if let Some(name) = &self.query {

@@ -205,12 +205,11 @@ fn property_paths(attribute: Attribute) -> [&'static str; 2] {
 }
 
 impl RequestView for HostRequest<'_> {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<&str> {
         let headers = self
             .headers
             .get_or_init(|| self.state.host.request_headers());
-        let value = hostio::first_value(headers, name)?;
-        std::str::from_utf8(value).ok().map(str::to_string)
+        std::str::from_utf8(hostio::first_value(headers, name)?).ok()
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<String> {

@@ -43,12 +43,12 @@ impl FuzzRequest {
 }
 
 impl RequestView for FuzzRequest {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
             .iter()
             .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.clone())
+            .map(|(_, value)| value.as_str())
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<String> {
