@@ -100,7 +100,7 @@ pub enum Verdict {
 /// Decides what to do with a request, before any call.
 pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
     let raw_target = request.header(":path").unwrap_or_default();
-    let target = Target::parse(&raw_target);
+    let target = Target::parse(raw_target);
     if config.ignore.ignores(&target) {
         return Step::Decided(anonymous(config, Stat::Ignored, Vec::new()));
     }

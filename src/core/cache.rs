@@ -7,7 +7,7 @@
 //! of the token, and its value carries the whole token, compared in full before use, so one token
 //! can never read another's entry. Failures and fail-open passes are never cached.
 
-use crate::core::hash::{fnv1a, FnvBuild};
+use crate::core::hash::{fnv1a, FxBuild};
 use crate::core::identity::Identity;
 use crate::core::json::json_fields;
 use std::collections::{HashMap, VecDeque};
@@ -57,7 +57,7 @@ struct Entry {
 /// The insertion queue shares each key with the map (`Rc<str>`), so a key is stored once.
 #[derive(Debug, Default)]
 pub struct AuthCache {
-    entries: HashMap<Rc<str>, Entry, FnvBuild>,
+    entries: HashMap<Rc<str>, Entry, FxBuild>,
     order: VecDeque<(Rc<str>, u64)>,
     generation: u64,
     /// The bound the map was last sized for (see `reserve_for_churn`).

@@ -241,7 +241,7 @@ impl Condition {
                 .attribute(Attribute::RouteName)
                 .is_some_and(|route| prefixes.iter().any(|p| route.starts_with(p.as_str()))),
             Condition::Domain(patterns) => request.header(":authority").is_some_and(|authority| {
-                let host = host_without_port(&authority).to_ascii_lowercase();
+                let host = host_without_port(authority).to_ascii_lowercase();
                 patterns
                     .iter()
                     .any(|pattern| domain_matches(pattern, &host))

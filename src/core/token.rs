@@ -99,7 +99,7 @@ impl TokenSources {
         }
         if let Some(name) = &self.cookie {
             let cookies = request.header("cookie").unwrap_or_default();
-            if let Some(token) = cookie_value(&cookies, name) {
+            if let Some(token) = cookie_value(cookies, name) {
                 return found(token.to_string(), Source::Cookie);
             }
         }
@@ -144,7 +144,7 @@ impl TokenSources {
             Source::Cookie => {
                 let cookies = request.header("cookie").unwrap_or_default();
                 let name = self.cookie.as_deref().unwrap_or_default();
-                let rest = without_cookie(&cookies, name);
+                let rest = without_cookie(cookies, name);
                 if rest.is_empty() {
                     vec![HeaderEdit::Remove("cookie".to_string())]
                 } else {
@@ -233,12 +233,12 @@ mod tests {
     /// Extraction as the auth flow does it: the request's `:path` parsed once.
     fn extract(sources: &TokenSources, req: &FakeRequest) -> Result<Extracted, TokenError> {
         let raw = req.header(":path").unwrap_or_default();
-        sources.extract(req, &Target::parse(&raw))
+        sources.extract(req, &Target::parse(raw))
     }
 
     fn strip(sources: &TokenSources, source: Source, req: &FakeRequest) -> Vec<HeaderEdit> {
         let raw = req.header(":path").unwrap_or_default();
-        sources.strip_edits(source, req, &Target::parse(&raw))
+        sources.strip_edits(source, req, &Target::parse(raw))
     }
 
     fn bearer() -> TokenSources {

@@ -14,7 +14,7 @@
 //! Envoy never re-enters the VM from inside a hostcall (§3, §4); should a host do so, the
 //! callback finds the contexts borrowed and fails closed instead of panicking.
 
-use crate::core::hash::FnvBuild;
+use crate::core::hash::FxBuild;
 use crate::proxy::filter::{Filter, Root};
 use crate::proxy::host::{Action, Envoy, Host};
 use crate::proxy::logger;
@@ -26,10 +26,10 @@ use std::rc::Rc;
 /// Every context of this VM.
 #[derive(Default)]
 struct Contexts {
-    roots: HashMap<u32, Root, FnvBuild>,
-    streams: HashMap<u32, Filter, FnvBuild>,
+    roots: HashMap<u32, Root, FxBuild>,
+    streams: HashMap<u32, Filter, FxBuild>,
     /// Calls in flight that a stream made: token → stream id.
-    calls: HashMap<u32, u32, FnvBuild>,
+    calls: HashMap<u32, u32, FxBuild>,
 }
 
 thread_local! {

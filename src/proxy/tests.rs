@@ -408,25 +408,3 @@ fn request_with(
     let action = stream.on_http_request_headers(5, true);
     (stream, action)
 }
-
-#[test]
-#[ignore]
-fn zz_profile_paths() {
-    let host = FakeHost::new();
-    let root = vm(&host, json!({"ignoreUrls": ["/healthz", "/public/*"], "anonymousToken": "AnonymousToken"}));
-    let which = std::env::var("PROFILE_PATH").unwrap_or_default();
-    let (mut l, _) = request(&root, &host, 1, "/api/x", Some("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1aWQiOjQyLCJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl"));
-    let calls = host.dispatched();
-    answer(&host, &mut l, 1, calls[0].token, 200, r#"{"uid":7}"#);
-    for i in 0..20000u32 {
-        let id = 10 + i;
-        let (path, token) = match which.as_str() {
-            "ignored" => ("/healthz", None),
-            "missing" => ("/api/x", None),
-            "anonymous" => ("/api/x", Some("AnonymousToken")),
-            _ => ("/api/x", Some("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1aWQiOjQyLCJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl")),
-        };
-        let (mut s, _) = request(&root, &host, id, path, token);
-        s.on_done();
-    }
-}

@@ -80,7 +80,7 @@ fn parse_request(head: &str) -> FuzzRequest {
 
 fn run(config: &Config, mut request: FuzzRequest, answer: AuthResponse<'_>) {
     let raw = easy_jwt::core::request::RequestView::header(&request, ":path").unwrap_or_default();
-    let path = Target::parse(&raw);
+    let path = Target::parse(raw);
     let token = config.sources.extract(&request, &path);
     let decision = match auth::on_request(config, &request) {
         Step::Decided(decision) => {

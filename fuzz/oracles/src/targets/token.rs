@@ -16,12 +16,12 @@ use easy_jwt::core::token::{redact, Extracted, Source, TokenError, TokenSources,
 /// Extraction as the auth flow does it: the request's `:path` parsed once.
 fn extract(sources: &TokenSources, request: &FuzzRequest) -> Result<Extracted, TokenError> {
     let raw = request.header(":path").unwrap_or_default();
-    sources.extract(request, &Target::parse(&raw))
+    sources.extract(request, &Target::parse(raw))
 }
 
 fn strip_edits(sources: &TokenSources, source: Source, request: &FuzzRequest) -> Vec<HeaderEdit> {
     let raw = request.header(":path").unwrap_or_default();
-    sources.strip_edits(source, request, &Target::parse(&raw))
+    sources.strip_edits(source, request, &Target::parse(raw))
 }
 
 pub fn check(data: &[u8]) {
