@@ -12,11 +12,12 @@
 //! root's business (it re-dispatches for the followers, see [`crate::proxy::filter`]).
 //!
 //! Envoy never re-enters the VM from inside a hostcall (§3, §4); should a host do so, the
-//! callback finds the contexts borrowed and fails closed instead of panicking.
+//! callback finds the contexts borrowed and fails closed (a request gets a local 503) instead of
+//! panicking.
 
 use crate::core::hash::FxBuild;
 use crate::proxy::filter::{Filter, Root};
-use crate::proxy::host::{Action, Envoy, Host};
+use crate::proxy::host::{Envoy, Host};
 use crate::proxy::logger;
 use log::error;
 use std::cell::RefCell;
@@ -112,7 +113,7 @@ pub extern "C" fn proxy_on_request_headers(context_id: u32, headers: usize, end:
         }
         action
     });
-    action.unwrap_or(Action::Pause) as u32
+    action.unwrap_or_else(|| Filter::refuse_unknown(&Envoy, context_id)) as u32
 }
 
 #[no_mangle]

@@ -304,9 +304,10 @@ impl Filter {
         true
     }
 
-    /// A stream of a root that does not exist: refused, never let through unchecked.
+    /// A stream the VM cannot serve (its root does not exist, or the host re-entered the VM):
+    /// refused with a local 503, never let through unchecked.
     pub fn refuse_unknown(host: &dyn Host, context_id: u32) -> Action {
-        error!("#{context_id} easy-jwt: request refused: unknown root context");
+        error!("#{context_id} easy-jwt: request refused: no context for this stream");
         local_reply(
             host,
             context_id,
