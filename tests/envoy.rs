@@ -17,7 +17,7 @@ use easy_jwt_testbed::{plugin_wasm, EchoServer};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The servers around Envoy.
 struct Backends {
@@ -115,6 +115,24 @@ fn counter(envoy: &Envoy, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// The plugin hands its counts to Envoy on its root's tick, at most 100 ms after they happen
+/// (`proxy::counters::FLUSH_MS`): how long a test waits for a count before giving up, and how
+/// long it watches for a count that must not come.
+const COUNTS_DUE: Duration = Duration::from_secs(3);
+const COUNTS_QUIET: Duration = Duration::from_millis(300);
+
+/// Counter `name` once it reads `want` (or, after [`COUNTS_DUE`], whatever it reads).
+fn counter_reaching(envoy: &Envoy, name: &str, want: i64) -> i64 {
+    let deadline = Instant::now() + COUNTS_DUE;
+    loop {
+        let value = counter(envoy, name);
+        if value == want || Instant::now() >= deadline {
+            return value;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs one scenario through `envoy`; returns what went wrong.
 fn run(envoy: &Envoy, backends: &Backends, scenario: &Scenario) -> Result<(), String> {
     let token = token_of(scenario);
@@ -130,7 +148,17 @@ fn run(envoy: &Envoy, backends: &Backends, scenario: &Scenario) -> Result<(), St
     let response = http::send(envoy.listener_addr(scenario.site), &request);
     check(scenario, &observe(&response))?;
     let calls_after = mock_calls(scenario, token.as_deref(), &backends.mock);
-    check_effects(scenario, (calls_before, calls_after), &before, &counters())
+    // Wait for the flushed counts: the expected one, or quiet long enough for a wrong one.
+    let sent = Instant::now();
+    loop {
+        let verdict = check_effects(scenario, (calls_before, calls_after), &before, &counters());
+        let settled =
+            verdict.is_ok() && (scenario.counter.is_some() || sent.elapsed() >= COUNTS_QUIET);
+        if settled || sent.elapsed() >= COUNTS_DUE {
+            return verdict;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -212,7 +240,7 @@ fn the_cache_answers_repeats_expires_and_is_kept_per_token_server() {
             "{}",
             bin.version
         );
-        assert_eq!(counter(&envoy, "cache_hit"), 2);
+        assert_eq!(counter_reaching(&envoy, "cache_hit", 2), 2);
         // Isolation: the same token through another token server is asked there.
         assert_eq!(uid_of(&get("isolated", "uid-80-cache")), ["80"]);
         assert_eq!(other.calls_for("uid-80-cache"), 1);
@@ -399,7 +427,7 @@ fn one_keep_alive_connection_carries_requests_with_different_tokens() {
         assert_eq!(uid_of(&send(Some("AnonymousToken"))), ["0"]);
         assert_eq!(conn.connects(), 1, "Envoy {}: one connection", bin.version);
         // Counters as Envoy prints them (the README's Stats section).
-        assert_eq!(counter(&envoy, "allowed"), 3);
+        assert_eq!(counter_reaching(&envoy, "allowed", 3), 3);
         assert!(envoy
             .admin("/stats")
             .text()
@@ -533,7 +561,7 @@ fn request_context_reaches_the_token_server_and_decides_per_path() {
             ["72"]
         );
         assert_eq!(
-            counter(&envoy, "cache_hit"),
+            counter_reaching(&envoy, "cache_hit", 1),
             1,
             "only the repeated /hello is a hit"
         );

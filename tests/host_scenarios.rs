@@ -58,7 +58,8 @@ fn observe(outcome: &Outcome) -> Observed {
 
 fn run(gw: &mut Gateway, mock: &MockTokenServer, scenario: &Scenario) -> Result<(), String> {
     let token = token_of(scenario);
-    let counters = |gw: &Gateway| -> Vec<i64> { OUTCOMES.iter().map(|c| gw.counter(c)).collect() };
+    let counters =
+        |gw: &mut Gateway| -> Vec<i64> { OUTCOMES.iter().map(|c| gw.counter(c)).collect() };
     let (before, calls_before) = (counters(gw), mock_calls(scenario, token.as_deref(), mock));
     let outcome = gw.send(host_request(scenario, token.as_deref()));
     check(scenario, &observe(&outcome))?;

@@ -58,7 +58,7 @@ pub fn carry_out(
             if !apply_edits(host, context_id, &edits) {
                 // The identity headers could not be set, so a client-sent copy might remain:
                 // never let such a request through (fail closed).
-                counters.count(host, Stat::TokenServerFailure);
+                counters.count(Stat::TokenServerFailure);
                 return local_reply(
                     host,
                     context_id,
@@ -66,11 +66,11 @@ pub fn carry_out(
                     "easy_jwt.header_edit_failed",
                 );
             }
-            counters.count(host, stat);
+            counters.count(stat);
             Action::Continue
         }
         Decision::Reply { reply, stat } => {
-            counters.count(host, stat);
+            counters.count(stat);
             debug!(
                 "#{context_id} easy-jwt: {}: replying {}",
                 stat.name(),

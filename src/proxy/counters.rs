@@ -1,13 +1,19 @@
-//! The plugin's Envoy counters in one VM: ids defined once per VM, one hostcall per count.
+//! The plugin's Envoy counters in one VM: ids defined once per VM; counts kept in the VM and
+//! handed to Envoy in one batch per tick (docs/host-semantics.md §2), not one hostcall per count.
 
 use crate::core::stats::Stat;
 use crate::proxy::host::Host;
 use log::warn;
+use std::cell::Cell;
 
-/// Per-VM counter ids (Envoy sums every VM's counter of one name).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How long a count may wait in the VM before the root's tick hands it to Envoy.
+pub const FLUSH_MS: u32 = 100;
+
+/// Per-VM counter ids (Envoy sums every VM's counter of one name) and the counts not flushed yet.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
     ids: [Option<u32>; Stat::ALL.len()],
+    pending: Cell<[u32; Stat::ALL.len()]>,
 }
 
 impl Counters {
@@ -32,10 +38,33 @@ impl Counters {
         self.ids.iter().any(Option::is_some)
     }
 
-    pub fn count(&self, host: &dyn Host, stat: Stat) {
-        if let Some(Some(id)) = self.ids.get(stat.index()) {
-            if let Err(status) = host.increment(*id) {
-                warn!("easy-jwt: cannot count {}: {status}", stat.name());
+    /// The same counter ids, nothing pending.
+    pub fn ids_only(&self) -> Counters {
+        Counters {
+            ids: self.ids,
+            pending: Cell::default(),
+        }
+    }
+
+    /// Counts one `stat` in the VM; [`Counters::flush`] hands it to Envoy.
+    pub fn count(&self, stat: Stat) {
+        let mut pending = self.pending.get();
+        if let Some(slot) = pending.get_mut(stat.index()) {
+            *slot = slot.saturating_add(1);
+        }
+        self.pending.set(pending);
+    }
+
+    /// Adds every pending count to its Envoy counter: one hostcall per counter that moved.
+    pub fn flush(&self, host: &dyn Host) {
+        let pending = self.pending.take();
+        for ((stat, id), count) in Stat::ALL.iter().zip(self.ids).zip(pending) {
+            let Some(id) = id else { continue };
+            if count == 0 {
+                continue;
+            }
+            if let Err(status) = host.increment(id, u64::from(count)) {
+                warn!("easy-jwt: cannot count {} ({count}): {status}", stat.name());
             }
         }
     }

@@ -45,6 +45,7 @@ struct State {
     answer: Option<(Option<u16>, Vec<u8>)>,
     counter_names: Vec<String>,
     now: u64,
+    clock_reads: usize,
     tick_ms: u32,
     next_token: u32,
     refuse_dispatch: Option<Status>,
@@ -113,6 +114,11 @@ impl FakeHost {
     /// The answer of the call being delivered (`None` status: a reset).
     pub fn answer(&self, status: Option<u16>, body: &str) {
         self.state.borrow_mut().answer = Some((status, body.as_bytes().to_vec()));
+    }
+
+    /// How many times the plugin read the clock.
+    pub fn clock_reads(&self) -> usize {
+        self.state.borrow().clock_reads
     }
 
     pub fn advance(&self, seconds: u64) {
@@ -296,7 +302,7 @@ impl Host for FakeHost {
         Ok(u32::try_from(state.counter_names.len()).unwrap_or(u32::MAX))
     }
 
-    fn increment(&self, id: u32) -> Result<(), Status> {
+    fn increment(&self, id: u32, offset: u64) -> Result<(), Status> {
         let state = self.state.borrow();
         let index = usize::try_from(id).map_err(|_| BAD_ARGUMENT)?;
         let name = state
@@ -308,12 +314,14 @@ impl Host for FakeHost {
             .counters
             .borrow_mut()
             .entry(name.clone())
-            .or_default() += 1;
+            .or_default() += i64::try_from(offset).map_err(|_| BAD_ARGUMENT)?;
         Ok(())
     }
 
     fn now_secs(&self) -> u64 {
-        self.state.borrow().now
+        let mut state = self.state.borrow_mut();
+        state.clock_reads += 1;
+        state.now
     }
 
     fn follow_log_level(&self) {}

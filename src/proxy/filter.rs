@@ -92,8 +92,10 @@ impl Root {
                         "off"
                     }
                 );
+                // Counts of the old configuration go to Envoy now; the ids stay (per VM).
+                self.state.counters.flush(&*host);
                 let counters = if self.state.counters.is_defined() {
-                    self.state.counters
+                    self.state.counters.ids_only()
                 } else {
                     Counters::define(&*host)
                 };
@@ -108,7 +110,8 @@ impl Root {
         }
     }
 
-    /// Re-dispatches the calls of orphaned followers, then stops the timer.
+    /// Re-dispatches the calls of orphaned followers, hands the pending counts to Envoy, then
+    /// stops the timer.
     pub fn on_tick(&mut self) {
         let orphans: Vec<String> = self
             .state
@@ -121,9 +124,7 @@ impl Root {
         for key in orphans {
             self.redispatch(key);
         }
-        if let Err(status) = self.state.host.set_tick_period_ms(0) {
-            warn!("easy-jwt: cannot stop the tick timer: {status}");
-        }
+        self.state.ticked();
     }
 
     /// The context of a new HTTP stream.
@@ -351,7 +352,7 @@ impl Filter {
     /// Cache, then an in-flight call for the same token, then a call of our own.
     fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
         if let Some(identity) = self.state.cached(&config, &pending) {
-            self.state.counters.count(self.state.host(), Stat::CacheHit);
+            self.state.count(Stat::CacheHit);
             self.stage = Stage::Done;
             let decision = auth::allow(&config, &identity, pending.strip);
             return self.state.carry_out(self.id, decision);
@@ -405,9 +406,8 @@ impl Filter {
             return;
         }
         flight.orphaned = true;
-        if let Err(status) = self.state.host.set_tick_period_ms(ORPHAN_TICK_MS) {
-            warn!("#{} easy-jwt: cannot arm the tick timer: {status}", self.id);
-        }
+        drop(flights);
+        self.state.want_tick(ORPHAN_TICK_MS);
     }
 
     /// A follower's stream ended: it no longer waits.

@@ -65,8 +65,8 @@ pub trait Host {
     fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), Status>;
     /// Defines a counter (ids are per VM).
     fn define_counter(&self, name: &str) -> Result<u32, Status>;
-    /// Adds one to a counter.
-    fn increment(&self, id: u32) -> Result<(), Status>;
+    /// Adds `offset` to a counter.
+    fn increment(&self, id: u32, offset: u64) -> Result<(), Status>;
     /// Wall-clock seconds since the Unix epoch.
     fn now_secs(&self) -> u64;
     /// Makes the plugin's log calls below the level of Envoy's `wasm` logger free: skipped
@@ -144,8 +144,8 @@ impl Host for Envoy {
         hostio::define_counter(name)
     }
 
-    fn increment(&self, id: u32) -> Result<(), Status> {
-        hostio::increment(id)
+    fn increment(&self, id: u32, offset: u64) -> Result<(), Status> {
+        hostio::increment(id, offset)
     }
 
     fn now_secs(&self) -> u64 {

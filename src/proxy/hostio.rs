@@ -342,10 +342,11 @@ pub fn define_counter(name: &str) -> Result<u32, Status> {
     Ok(id)
 }
 
-/// Adds 1 to a counter.
-pub fn increment(id: u32) -> Result<(), Status> {
+/// Adds `offset` to a counter.
+pub fn increment(id: u32, offset: u64) -> Result<(), Status> {
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     // SAFETY: no pointers.
-    check(unsafe { proxy_increment_metric(id, 1) })
+    check(unsafe { proxy_increment_metric(id, offset) })
 }
 
 /// The proxy-wasm map encoding (docs/host-semantics.md §2): count, (key len, value len)*, then

@@ -2,6 +2,7 @@
 //! re-dispatch, cache glue (per VM and shared slots), fail-open marking, counting, and the
 //! fail-closed paths (refused dispatch, refused header edit, no configuration).
 
+use crate::proxy::counters::FLUSH_MS;
 use crate::proxy::fake::{FakeHost, BAD_ARGUMENT};
 use crate::proxy::filter::{Filter, Root};
 use crate::proxy::host::Action;
@@ -60,7 +61,7 @@ fn uid(host: &FakeHost, id: u32) -> Vec<String> {
 #[test]
 fn requests_with_one_token_share_one_call() {
     let host = FakeHost::new();
-    let root = vm(&host, json!({}));
+    let mut root = vm(&host, json!({}));
     let (mut leader, first) = request(&root, &host, 2, "/a", Some("tok"));
     let (_follower, second) = request(&root, &host, 3, "/b", Some("tok"));
     let (_other, third) = request(&root, &host, 4, "/c", Some("other"));
@@ -81,6 +82,7 @@ fn requests_with_one_token_share_one_call() {
         "the follower's own client uid replaced"
     );
     assert_eq!(uid(&host, 4), ["client"], "the other token still waits");
+    root.on_tick();
     assert_eq!(host.counter("easy_jwt.allowed"), 2);
 }
 
@@ -106,7 +108,7 @@ fn when_the_leader_leaves_the_root_calls_again_for_its_followers() {
     host.enter(2);
     assert!(leader.on_done());
     assert_eq!(host.tick_ms(), 1, "the root is woken to re-dispatch");
-    // The SDK drops the leader's answer (its context is gone); the root calls again.
+    // The leader's answer is dropped (its context is gone); the root calls again.
     root.on_tick();
     assert_eq!(host.tick_ms(), 0, "the tick is disarmed");
     let calls = host.dispatched();
@@ -128,7 +130,11 @@ fn a_leader_without_followers_leaves_nothing_behind() {
     let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
     host.enter(2);
     assert!(leader.on_done());
-    assert_eq!(host.tick_ms(), 0, "no tick without followers");
+    assert_eq!(
+        host.tick_ms(),
+        FLUSH_MS,
+        "no re-dispatch tick without followers (only the counts' and clock's)"
+    );
     let (_again, action) = request(&root, &host, 3, "/a", Some("tok"));
     assert_eq!(action, Action::Pause);
     assert_eq!(host.dispatched().len(), 2, "a new leader calls");
@@ -158,26 +164,28 @@ fn a_refused_redispatch_fails_the_followers_closed() {
 #[test]
 fn a_refused_dispatch_is_a_failure_reply() {
     let host = FakeHost::new();
-    let root = vm(&host, json!({"tokenServerFailureStatusCode": 503}));
+    let mut root = vm(&host, json!({"tokenServerFailureStatusCode": 503}));
     host.refuse_dispatch(BAD_ARGUMENT);
     let (_stream, action) = request(&root, &host, 2, "/a", Some("tok"));
     assert_eq!(action, Action::Pause);
     let replies = host.replies();
     assert_eq!(replies[0].status, 503);
     assert_eq!(replies[0].details, "easy_jwt.token_server_failure");
+    root.on_tick();
     assert_eq!(host.counter("easy_jwt.token_server_failure"), 1);
 }
 
 #[test]
 fn an_allowed_answer_is_cached_for_this_vm_and_shared_with_the_others() {
     let host = FakeHost::new();
-    let root = vm(&host, json!({"cacheTtlSeconds": 10}));
+    let mut root = vm(&host, json!({"cacheTtlSeconds": 10}));
     let (mut first, _) = request(&root, &host, 2, "/a", Some("tok"));
     answer(&host, &mut first, 2, 1, 200, r#"{"uid":9}"#);
     let (_hit, action) = request(&root, &host, 3, "/a", Some("tok"));
     assert_eq!(action, Action::Continue);
     assert_eq!(uid(&host, 3), ["9"]);
     assert_eq!(host.dispatched().len(), 1);
+    root.on_tick();
     assert_eq!(host.counter("easy_jwt.cache_hit"), 1);
     assert_eq!(host.counter("easy_jwt.allowed"), 2);
     // A second worker's VM finds it in shared data.
@@ -191,6 +199,36 @@ fn an_allowed_answer_is_cached_for_this_vm_and_shared_with_the_others() {
     host.advance(11);
     let (_expired, action) = request(&root, &host, 4, "/a", Some("tok"));
     assert_eq!(action, Action::Pause);
+}
+
+#[test]
+fn the_clock_is_read_once_per_tick() {
+    let host = FakeHost::new();
+    let mut root = vm(&host, json!({"cacheTtlSeconds": 10}));
+    let (mut first, _) = request(&root, &host, 2, "/a", Some("tok"));
+    answer(&host, &mut first, 2, 1, 200, r#"{"uid":9}"#);
+    let reads = host.clock_reads();
+    assert_eq!(reads, 1, "the answer's TTL read the clock");
+    assert_eq!(
+        host.tick_ms(),
+        FLUSH_MS,
+        "and armed the tick that forgets it"
+    );
+    let (_, hit) = request(&root, &host, 3, "/a", Some("tok"));
+    assert_eq!(
+        (hit, host.clock_reads()),
+        (Action::Continue, 1),
+        "a hit reuses the reading"
+    );
+    host.advance(11);
+    root.on_tick();
+    let (_, expired) = request(&root, &host, 4, "/a", Some("tok"));
+    assert_eq!(
+        expired,
+        Action::Pause,
+        "after the tick the clock is read again: expired"
+    );
+    assert_eq!(host.clock_reads(), 2);
 }
 
 #[test]
@@ -210,7 +248,7 @@ fn refusals_and_failures_are_never_cached() {
 #[test]
 fn fail_open_marks_the_request_and_drops_the_client_uid() {
     let host = FakeHost::new();
-    let root = vm(&host, json!({"failOpen": true}));
+    let mut root = vm(&host, json!({"failOpen": true}));
     let (mut stream, _) = request(&root, &host, 2, "/a", Some("tok"));
     answer(&host, &mut stream, 2, 1, 500, "");
     assert_eq!(host.resumed(), [2]);
@@ -219,6 +257,7 @@ fn fail_open_marks_the_request_and_drops_the_client_uid() {
         host.header_values(2, "x-envoy-auth-failure-mode-allowed"),
         ["true"]
     );
+    root.on_tick();
     assert_eq!(host.counter("easy_jwt.fail_open"), 1);
     // Allowed requests carry no marker, whatever the client sent.
     host.stream(
@@ -240,7 +279,7 @@ fn fail_open_marks_the_request_and_drops_the_client_uid() {
 #[test]
 fn every_handled_request_is_counted_once() {
     let host = FakeHost::new();
-    let root = vm(&host, json!({}));
+    let mut root = vm(&host, json!({}));
     request(&root, &host, 2, "/public/x", None);
     request(&root, &host, 3, "/a", None);
     request(&root, &host, 4, "/a", Some("anon"));
@@ -248,6 +287,14 @@ fn every_handled_request_is_counted_once() {
     answer(&host, &mut denied, 5, 1, 403, "{}");
     let (mut failed, _) = request(&root, &host, 6, "/a", Some("f"));
     answer(&host, &mut failed, 6, 2, 502, "");
+    assert_eq!(host.counter("easy_jwt.ignored"), 0, "counts wait in the VM");
+    assert_eq!(
+        host.tick_ms(),
+        FLUSH_MS,
+        "the root's tick is armed to flush them"
+    );
+    root.on_tick();
+    assert_eq!(host.tick_ms(), 0, "flushed: the tick is disarmed");
     let counts: Vec<i64> = [
         "ignored",
         "token_missing",
@@ -275,7 +322,7 @@ fn every_handled_request_is_counted_once() {
 #[test]
 fn a_refused_header_edit_never_lets_the_request_through() {
     let host = FakeHost::new();
-    let root = vm(&host, json!({}));
+    let mut root = vm(&host, json!({}));
     let (mut stream, _) = request(&root, &host, 2, "/a", Some("tok"));
     host.refuse_edits();
     answer(&host, &mut stream, 2, 1, 200, r#"{"uid":1}"#);
@@ -283,6 +330,7 @@ fn a_refused_header_edit_never_lets_the_request_through() {
     let replies = host.replies();
     assert_eq!(replies[0].status, 500);
     assert_eq!(replies[0].details, "easy_jwt.header_edit_failed");
+    root.on_tick();
     assert_eq!(host.counter("easy_jwt.token_server_failure"), 1);
     assert_eq!(host.counter("easy_jwt.allowed"), 0);
 }

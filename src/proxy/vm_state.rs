@@ -7,8 +7,9 @@ use crate::core::cache::{self, AuthCache};
 use crate::core::config::Config;
 use crate::core::identity::Identity;
 use crate::core::request::Attribute;
+use crate::core::stats::Stat;
 use crate::proxy::actions::carry_out;
-use crate::proxy::counters::Counters;
+use crate::proxy::counters::{Counters, FLUSH_MS};
 use crate::proxy::host::Action;
 use crate::proxy::host::Host;
 use log::warn;
@@ -42,6 +43,10 @@ pub struct VmState {
     pub flights: RefCell<HashMap<String, Flight>>,
     /// Stream attributes this VM's host was found not to serve (warned about once per VM).
     pub unserved: Cell<[bool; Attribute::ALL.len()]>,
+    /// The root's tick period asked for (ms, 0: disarmed).
+    tick_ms: Cell<u32>,
+    /// The clock as read since the root's last tick (`None` after it): see [`VmState::now`].
+    clock: Cell<Option<u64>>,
 }
 
 /// A token-server answer read from the host.
@@ -79,6 +84,52 @@ impl VmState {
             cache: RefCell::default(),
             flights: RefCell::default(),
             unserved: Cell::default(),
+            tick_ms: Cell::new(0),
+            clock: Cell::new(None),
+        }
+    }
+
+    /// Wall-clock seconds for TTL and `exp` checks. Read from the host once per tick period:
+    /// every request that counts arms the root's tick (within [`FLUSH_MS`]), and the tick
+    /// forgets the reading, so a reading is never older than the pending tick (0.1 s, plus any
+    /// timer lateness), far below the second TTLs and `exp` are kept in.
+    pub fn now(&self) -> u64 {
+        if let Some(now) = self.clock.get() {
+            return now;
+        }
+        let now = self.host.now_secs();
+        self.clock.set(Some(now));
+        // The reading must not outlive a tick: make sure one is armed.
+        self.want_tick(FLUSH_MS);
+        now
+    }
+
+    /// Counts `stat`; the root's tick hands the count to Envoy within [`FLUSH_MS`].
+    pub fn count(&self, stat: Stat) {
+        self.counters.count(stat);
+        self.want_tick(FLUSH_MS);
+    }
+
+    /// Makes the root's tick fire within `period` ms (a shorter period already armed stays).
+    pub fn want_tick(&self, period: u32) {
+        let armed = self.tick_ms.get();
+        if armed != 0 && armed <= period {
+            return;
+        }
+        match self.host.set_tick_period_ms(period) {
+            Ok(()) => self.tick_ms.set(period),
+            Err(status) => warn!("easy-jwt: cannot arm the tick timer: {status}"),
+        }
+    }
+
+    /// The root's tick ran: forgets the clock reading, hands the pending counts to Envoy and
+    /// disarms the timer (the next count, clock reading or orphaned call arms it again).
+    pub fn ticked(&self) {
+        self.clock.set(None);
+        self.counters.flush(self.host());
+        match self.host.set_tick_period_ms(0) {
+            Ok(()) => self.tick_ms.set(0),
+            Err(status) => warn!("easy-jwt: cannot stop the tick timer: {status}"),
         }
     }
 
@@ -102,7 +153,7 @@ impl VmState {
         if !settings.enabled() {
             return None;
         }
-        let now = self.host.now_secs();
+        let now = self.now();
         let key = VmState::cache_key(config, pending);
         if let Some(identity) = self.cache.borrow_mut().get(&key, now) {
             return Some(identity);
@@ -129,9 +180,7 @@ impl VmState {
         if !settings.enabled() {
             return;
         }
-        let Some(expires_at) =
-            cache::expiry(&pending.token, self.host.now_secs(), settings.ttl_secs)
-        else {
+        let Some(expires_at) = cache::expiry(&pending.token, self.now(), settings.ttl_secs) else {
             return;
         };
         let key = VmState::cache_key(config, pending);
@@ -177,7 +226,9 @@ impl VmState {
 
     /// Carries out a decision on the effective context (a request not paused yet).
     pub fn carry_out(&self, context_id: u32, decision: Decision) -> Action {
-        carry_out(self.host(), context_id, &self.counters, decision)
+        let action = carry_out(self.host(), context_id, &self.counters, decision);
+        self.want_tick(FLUSH_MS);
+        action
     }
 
     /// Carries out the decision that ends a paused request, on the effective context.

@@ -29,6 +29,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The plugin hands its counts to Envoy on a 100 ms timer (`proxy::counters::FLUSH_MS`); Envoy
+/// under valgrind runs that timer late. Every batch waits this long after its warm-up (so the
+/// counts read before it are complete) and after its last request, still instrumented (so the
+/// flush of its own counts is measured, and counted by `check_counters`). Rows without the
+/// plugin wait too: an idle Envoy runs the same timers for all of them.
+const COUNTS_SETTLE: Duration = Duration::from_millis(500);
+
 use clap::Parser;
 use easy_jwt_bench::callgrind::{self, CallgrindEnvoy, FnKey, Launch, Resolver, Tools};
 use easy_jwt_bench::guest;
@@ -486,8 +493,10 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
             "Per request, {} requests per path after 200 warm-up, each path in its own VM with \
              the same plugin configuration; the token server's answer is given in-process. \
              Wasm instructions = wasmtime fuel (one per operator, none for nop/drop/block/loop/\
-             end…); hostcalls = every wasm → host call (proxy_* and WASI).\n",
-            cli.guest_requests
+             end…); hostcalls = every wasm → host call (proxy_* and WASI). The root's tick \
+             (which hands the counts to Envoy) runs every {} requests and is counted in.\n",
+            cli.guest_requests,
+            easy_jwt_bench::guest::REQUESTS_PER_TICK
         );
         println!("{}", guest_table(guest_rows));
     }
@@ -646,6 +655,7 @@ fn measure_row(
     for i in 0..cli.warmup {
         send(&mut conns, i, row, tokens, true)?;
     }
+    std::thread::sleep(COUNTS_SETTLE);
     let before = envoy.stats()?;
     envoy.zero()?;
     envoy.instrument(true)?;
@@ -656,6 +666,7 @@ fn measure_row(
             break;
         }
     }
+    std::thread::sleep(COUNTS_SETTLE);
     envoy.instrument(false)?;
     let dump = envoy.dump()?;
     result?;

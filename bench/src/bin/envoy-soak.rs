@@ -449,6 +449,8 @@ fn run(cli: &Cli) -> Result<bool, String> {
         done.load(Ordering::Relaxed),
     ));
 
+    // The plugin hands its counts to Envoy on a 100 ms timer: let the last ones arrive.
+    std::thread::sleep(Duration::from_millis(500));
     let stats = envoy.stats();
     let plugin_stats: BTreeMap<&str, i64> = stats
         .iter()
