@@ -169,6 +169,9 @@ fn dot_segment_base(segment: &str) -> &str {
 pub struct Pattern {
     segments: Vec<Segment>,
     prefix: bool,
+    /// `/a/b` when every segment is a literal (and there is at least one): such a pattern is
+    /// matched by comparing strings, without splitting the path.
+    literal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,11 +223,39 @@ impl Pattern {
                 segments.push(Segment::Literal(literal_segment(part)?));
             }
         }
-        Ok(Pattern { segments, prefix })
+        let literal = segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(text) => Some(format!("/{text}")),
+                Segment::Any => None,
+            })
+            .collect::<Option<String>>()
+            .filter(|literal| !literal.is_empty());
+        Ok(Pattern {
+            segments,
+            prefix,
+            literal,
+        })
     }
 
     /// Matches an already normalised path.
     pub fn matches(&self, path: &str) -> bool {
+        match &self.literal {
+            Some(literal) => self.matches_literal(literal, path),
+            None => self.matches_segments(path),
+        }
+    }
+
+    /// `/a/b` matches exactly; `/a/b/*` also matches `/a/b` and anything below `/a/b/`.
+    fn matches_literal(&self, literal: &str, path: &str) -> bool {
+        match path.strip_prefix(literal) {
+            Some("") => true,
+            Some(rest) => self.prefix && rest.starts_with('/'),
+            None => false,
+        }
+    }
+
+    fn matches_segments(&self, path: &str) -> bool {
         let mut parts = path.split('/').skip(1);
         for segment in &self.segments {
             let Some(part) = parts.next() else {
@@ -307,6 +338,43 @@ mod tests {
         }
         assert!(matches!(normalize_path("/public/x"), Ok(Cow::Borrowed(_))));
         assert!(matches!(normalize_path("/public//x"), Ok(Cow::Owned(_))));
+    }
+
+    #[test]
+    fn literal_patterns_match_like_the_segment_matcher() {
+        let paths = [
+            "/",
+            "/healthz",
+            "/healthz/",
+            "/healthzz",
+            "/healthz/x",
+            "/public",
+            "/public/",
+            "/public/x",
+            "/public/x/y",
+            "/publicx",
+            "/pub",
+            "/a/b",
+            "/a/b/",
+            "/a/bc",
+            "/a/b/c",
+            "/a",
+            "/x/healthz",
+        ];
+        for raw in ["/healthz", "/public/*", "/a/b", "/a/b/*", "/a/b/"] {
+            let pattern = Pattern::parse(raw).unwrap();
+            assert!(pattern.literal.is_some(), "{raw} is literal");
+            for path in paths {
+                assert_eq!(
+                    pattern.matches(path),
+                    pattern.matches_segments(path),
+                    "{raw} on {path}"
+                );
+            }
+        }
+        for raw in ["/", "/*", "/a/*/c"] {
+            assert!(Pattern::parse(raw).unwrap().literal.is_none(), "{raw}");
+        }
     }
 
     fn list(patterns: &[&str]) -> IgnoreList {
