@@ -26,6 +26,8 @@ pub enum Module {
     Noop,
     /// `call_floor_plugin.wasm`: one call per request, one header set on the answer.
     CallFloor,
+    /// `header_floor_plugin.wasm`: easy-jwt's exports, one read of all headers, one replace.
+    HeaderFloor,
     /// The plugin under test.
     Plugin,
 }
@@ -51,7 +53,7 @@ pub struct Case {
 }
 
 /// The paths measured, in table order.
-pub const CASES: [Case; 8] = [
+pub const CASES: [Case; 9] = [
     Case {
         name: "no-op wasm filter",
         module: Module::Noop,
@@ -65,6 +67,13 @@ pub const CASES: [Case; 8] = [
         path: API_PATH,
         auth: Auth::Fresh,
         expect: Expect::Upstream { calls: 1 },
+    },
+    Case {
+        name: "header floor (read all + replace one)",
+        module: Module::HeaderFloor,
+        path: API_PATH,
+        auth: Auth::Anonymous,
+        expect: Expect::Upstream { calls: 0 },
     },
     Case {
         name: "easy-jwt: ignored URL",
@@ -123,6 +132,8 @@ pub struct Inputs {
     pub noop: PathBuf,
     /// `None` skips the call-floor row.
     pub call_floor: Option<PathBuf>,
+    /// `None` skips the header-floor row.
+    pub header_floor: Option<PathBuf>,
     /// The plugin configuration ([`crate::scenario::plugin_config`]).
     pub config: String,
 }
@@ -158,6 +169,10 @@ pub fn measure(inputs: &Inputs, warmup: usize, requests: usize) -> Result<Vec<Ro
         Some(p) => Some(load(p)?),
         None => None,
     };
+    let header_floor = match &inputs.header_floor {
+        Some(p) => Some(load(p)?),
+        None => None,
+    };
     let env = HostEnv::with_clock(fixed_clock());
     let mut tokens = Tokens::new(9_000_000);
     let mut rows = Vec::new();
@@ -166,6 +181,10 @@ pub fn measure(inputs: &Inputs, warmup: usize, requests: usize) -> Result<Vec<Ro
             Module::Noop => (&noop, String::new()),
             Module::CallFloor => match &floor {
                 Some(f) => (f, TOKEN_CLUSTER.to_string()),
+                None => continue,
+            },
+            Module::HeaderFloor => match &header_floor {
+                Some(f) => (f, String::new()),
                 None => continue,
             },
             Module::Plugin => (&plugin, inputs.config.clone()),
@@ -260,6 +279,7 @@ impl Runner<'_> {
                     (Module::Plugin, Auth::None) => Some("0".to_string()), // ignored URL
                     (Module::Plugin, _) => uid.map(|u| u.to_string()),
                     (Module::CallFloor, _) => Some("1".to_string()),
+                    (Module::HeaderFloor, _) => Some("0".to_string()),
                     (Module::Noop, _) => None,
                 };
                 if sent_uid != want_uid {

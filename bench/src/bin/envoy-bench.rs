@@ -73,6 +73,13 @@ struct Cli {
         default_value = "target/wasm32-wasip1/wasm-release/call_floor_plugin.wasm"
     )]
     call_floor: PathBuf,
+    /// The header floor: easy-jwt's exports, one read of all request headers and one header
+    /// replace per request, no logic (`-p header-floor-plugin`).
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/wasm-release/header_floor_plugin.wasm"
+    )]
+    header_floor: PathBuf,
     /// Envoy binary (default: the first of ENVOY_BINS / ENVOY / target/envoy/1.40.0/envoy).
     #[arg(long)]
     envoy: Option<PathBuf>,
@@ -92,7 +99,7 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Only these rows (comma-separated keys; the no-filter rows they need are added). Keys:
-    /// base_none, base_anon, base_jwt, noop, floor, ignored, missing, anonymous, cache_hit,
+    /// base_none, base_anon, base_jwt, noop, floor, header_floor, ignored, missing, anonymous, cache_hit,
     /// token_call, denied, jwt_missing, jwt_valid, lua_call.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -160,7 +167,7 @@ struct Row {
     moves: Moves,
 }
 
-const ROWS: [Row; 14] = [
+const ROWS: [Row; 15] = [
     Row {
         key: "base_none",
         name: "no filter (no token)",
@@ -205,6 +212,15 @@ const ROWS: [Row; 14] = [
         auth: Auth::Fresh,
         outcome: Outcome::Ok(Uid::Is(1)),
         moves: Moves::Calls,
+    },
+    Row {
+        key: "header_floor",
+        name: "header floor (read all + replace one)",
+        listener: "header_floor",
+        path: API_PATH,
+        auth: Auth::Anonymous,
+        outcome: Outcome::Ok(Uid::Is(0)),
+        moves: Moves::Nothing,
     },
     Row {
         key: "ignored",
@@ -384,6 +400,10 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
         &cli.call_floor,
         "build it: cargo build --target wasm32-wasip1 --profile wasm-release -p call-floor-plugin",
     )?;
+    let header_floor = existing(
+        &cli.header_floor,
+        "build it: cargo build --target wasm32-wasip1 --profile wasm-release -p header-floor-plugin",
+    )?;
     let rows = selected_rows(cli)?;
     if let Some(p) = &cli.profile {
         if !rows.iter().any(|r| r.key == p) {
@@ -407,6 +427,7 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
                 plugin: plugin.clone(),
                 noop: noop.clone(),
                 call_floor: Some(floor.clone()),
+                header_floor: Some(header_floor.clone()),
                 config: config.clone(),
             },
             200,
@@ -422,7 +443,11 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
     };
     let token_server =
         BackgroundServer::start(Config::default()).map_err(|e| format!("token server: {e}"))?;
-    let bootstrap = bootstrap(&plugin, &noop, &floor, &config, token_server.addr());
+    let floors = Floors {
+        call: &floor,
+        header: &header_floor,
+    };
+    let bootstrap = bootstrap(&plugin, &noop, &floors, &config, token_server.addr());
     let out_dir =
         std::path::absolute(&cli.out_dir).map_err(|e| format!("{}: {e}", cli.out_dir.display()))?;
     eprintln!(
@@ -558,12 +583,18 @@ fn baseline_key(shape: Shape) -> &'static str {
     }
 }
 
+/// The floor plugins: what Envoy charges any plugin that calls, or that reads and sets headers.
+struct Floors<'a> {
+    call: &'a Path,
+    header: &'a Path,
+}
+
 /// The bootstrap: the token server's cluster and one listener per configuration, each routing
 /// every request to a `direct_response` (the `x-bench-check` route also echoes `x-auth-user`).
 fn bootstrap(
     plugin: &Path,
     noop: &Path,
-    floor: &Path,
+    floors: &Floors,
     config: &str,
     token_server: SocketAddr,
 ) -> Value {
@@ -618,8 +649,13 @@ fn bootstrap(
         ))
         .listener(routes(
             Listener::new("floor")
-                .wasm(floor, &floor_config)
+                .wasm(floors.call, &floor_config)
                 .wasm_name("call-floor", "call-floor"),
+        ))
+        .listener(routes(
+            Listener::new("header_floor")
+                .wasm(floors.header, "")
+                .wasm_name("header-floor", "header-floor"),
         ))
         .listener(routes(Listener::new("plugin").wasm(plugin, config)))
         .listener(routes(Listener::new("jwt").filter(jwt_authn)))
@@ -850,6 +886,7 @@ fn envoy_table(rows: &[Row], results: &BTreeMap<&'static str, Measured>, spread:
             "cache_hit" => Some(("jwt_authn valid JWT", added_of("jwt_valid"))),
             "token_call" | "floor" => Some(("Lua token call", added_of("lua_call"))),
             "missing" => Some(("jwt_authn missing", added_of("jwt_missing"))),
+            "anonymous" | "ignored" => Some(("header floor", added_of("header_floor"))),
             _ => None,
         };
         let ref_ratio = reference.and_then(|(name, r)| Some((name, add? / r?)));

@@ -34,6 +34,12 @@ struct Args {
         default_value = "target/wasm32-wasip1/wasm-release/call_floor_plugin.wasm"
     )]
     call_floor: PathBuf,
+    /// The header floor (`-p header-floor-plugin`); skipped when missing.
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/wasm-release/header_floor_plugin.wasm"
+    )]
+    header_floor: PathBuf,
     /// Base plugin configuration (the token server is set to the raw cluster `token-server`).
     #[arg(long, default_value = "deploy/plugin-config.json")]
     config: PathBuf,
@@ -61,6 +67,10 @@ fn run(args: &Args) -> Result<(), String> {
         plugin: args.plugin.clone(),
         noop: args.noop.clone(),
         call_floor: args.call_floor.is_file().then(|| args.call_floor.clone()),
+        header_floor: args
+            .header_floor
+            .is_file()
+            .then(|| args.header_floor.clone()),
         config: plugin_config(&args.config)?,
     };
     let rows = guest::measure(&inputs, args.warmup, args.requests)?;
