@@ -117,11 +117,16 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
         }
     };
     let strip = config.sources.strip_edits(found.source, request, &target);
-    if config.anonymous_token.as_deref() == Some(found.token.as_str()) {
+    if config.anonymous_token.as_deref() == Some(&*found.token) {
         return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
     let context = request_context(config, request);
-    Step::Call(Pending::new(found.token, strip, context, config.forwards()))
+    Step::Call(Pending::new(
+        found.token.into_owned(),
+        strip,
+        context,
+        config.forwards(),
+    ))
 }
 
 /// Headers forwarded to the token server: the request's method, `:path` as received and

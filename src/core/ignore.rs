@@ -73,11 +73,19 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, Unsafe> {
 /// character, no empty segment (`//`) and no segment starting with `.` (dot segments, with or
 /// without parameters; a harmless `/.well-known` just takes the long way).
 fn is_normal(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    !bytes
-        .iter()
-        .any(|&b| b == b'%' || b == b'\\' || b.is_ascii_control())
-        && !bytes.windows(2).any(|pair| pair == b"//" || pair == b"/.")
+    // One pass: no `%`, `\` or control byte, and no `//` or `/.`.
+    let mut previous = 0u8;
+    for &byte in path.as_bytes() {
+        if byte == b'%'
+            || byte == b'\\'
+            || byte.is_ascii_control()
+            || (previous == b'/' && (byte == b'/' || byte == b'.'))
+        {
+            return false;
+        }
+        previous = byte;
+    }
+    true
 }
 
 fn hex_value(byte: u8) -> Option<u8> {

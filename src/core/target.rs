@@ -22,17 +22,30 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub fn parse(raw: &'a str) -> Target<'a> {
-        let (before_fragment, fragment) = match raw.split_once('#') {
-            Some((before, fragment)) => (before, Some(fragment)),
-            None => (raw, None),
+        // One byte scan for the first `?` or `#` (both ASCII: the cuts are char boundaries).
+        let Some(cut) = raw.bytes().position(|b| b == b'?' || b == b'#') else {
+            return Target {
+                path: raw,
+                query: None,
+                fragment: None,
+            };
         };
-        let (path, query) = match before_fragment.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (before_fragment, None),
+        let path = raw.get(..cut).unwrap_or(raw);
+        let rest = raw.get(cut + 1..).unwrap_or("");
+        if raw.as_bytes().get(cut) == Some(&b'#') {
+            return Target {
+                path,
+                query: None,
+                fragment: Some(rest),
+            };
+        }
+        let (query, fragment) = match rest.split_once('#') {
+            Some((query, fragment)) => (query, Some(fragment)),
+            None => (rest, None),
         };
         Target {
             path,
-            query,
+            query: Some(query),
             fragment,
         }
     }

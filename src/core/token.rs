@@ -6,6 +6,7 @@
 
 use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::target::Target;
+use std::borrow::Cow;
 use std::fmt;
 
 /// The header the token comes from unless `tokenFromHeaderName` says otherwise (lowercase).
@@ -74,52 +75,54 @@ impl fmt::Display for TokenError {
     }
 }
 
-/// A token found in the request.
+/// A token found in the request: borrowed from the request where it appears verbatim (header,
+/// cookie), owned where it had to be decoded (query).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extracted {
-    pub token: String,
+pub struct Extracted<'a> {
+    pub token: Cow<'a, str>,
     pub source: Source,
 }
 
 impl TokenSources {
     /// Finds the token in the request (`target`: its `:path`, parsed once).
-    pub fn extract(
+    pub fn extract<'a>(
         &self,
-        request: &impl RequestView,
+        request: &'a impl RequestView,
         target: &Target,
-    ) -> Result<Extracted, TokenError> {
+    ) -> Result<Extracted<'a>, TokenError> {
         if let Some(value) = request.header(&self.header) {
             let token = self.parse_header_value(value)?;
-            return found(token, Source::Header);
+            return found(Cow::Borrowed(token), Source::Header);
         }
         if let Some(name) = &self.query {
             if let Some(token) = target.query_param(name) {
-                return found(token, Source::Query);
+                return found(Cow::Owned(token), Source::Query);
             }
         }
         if let Some(name) = &self.cookie {
             let cookies = request.header("cookie").unwrap_or_default();
             if let Some(token) = cookie_value(cookies, name) {
-                return found(token.to_string(), Source::Cookie);
+                return found(Cow::Borrowed(token), Source::Cookie);
             }
         }
         Err(TokenError::Missing)
     }
 
     /// Applies the prefix rule to a header value: `bearer  x` and `Bearer x` both give `x`.
-    fn parse_header_value(&self, value: &str) -> Result<String, TokenError> {
-        let value = value.trim_matches(is_ows);
-        let scheme = self.prefix.trim_end_matches(is_ows);
+    fn parse_header_value<'a>(&self, value: &'a str) -> Result<&'a str, TokenError> {
+        let value = trim_ows(value);
+        let scheme = trim_end_ows(&self.prefix);
         let needs_separator = scheme.len() < self.prefix.len();
         let head = value.get(..scheme.len()).unwrap_or("");
         if !head.eq_ignore_ascii_case(scheme) {
             return Err(TokenError::WrongScheme);
         }
         let rest = value.get(scheme.len()..).unwrap_or("");
-        if needs_separator && !rest.is_empty() && !rest.starts_with(is_ows) {
+        if needs_separator && !rest.is_empty() && !rest.as_bytes().first().is_some_and(is_ows_byte)
+        {
             return Err(TokenError::WrongScheme);
         }
-        Ok(rest.trim_matches(is_ows).to_string())
+        Ok(trim_ows(rest))
     }
 
     /// The edits that remove the token from the request (empty unless `stripToken`).
@@ -155,11 +158,36 @@ impl TokenSources {
     }
 }
 
-fn is_ows(ch: char) -> bool {
-    ch == ' ' || ch == '\t'
+fn is_ows_byte(byte: &u8) -> bool {
+    *byte == b' ' || *byte == b'\t'
 }
 
-fn found(token: String, source: Source) -> Result<Extracted, TokenError> {
+/// `text` without leading and trailing spaces and tabs, found byte by byte (both are ASCII, so
+/// the cuts fall on character boundaries).
+fn trim_ows(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|b| !is_ows_byte(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows_byte(b))
+        .map_or(start, |last| last + 1);
+    text.get(start..end).unwrap_or("")
+}
+
+/// `text` without trailing spaces and tabs.
+fn trim_end_ows(text: &str) -> &str {
+    let end = text
+        .as_bytes()
+        .iter()
+        .rposition(|b| !is_ows_byte(b))
+        .map_or(0, |last| last + 1);
+    text.get(..end).unwrap_or("")
+}
+
+fn found(token: Cow<'_, str>, source: Source) -> Result<Extracted<'_>, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Empty);
     }
@@ -260,7 +288,10 @@ mod tests {
     use crate::core::request::fake::FakeRequest;
 
     /// Extraction as the auth flow does it: the request's `:path` parsed once.
-    fn extract(sources: &TokenSources, req: &FakeRequest) -> Result<Extracted, TokenError> {
+    fn extract<'a>(
+        sources: &TokenSources,
+        req: &'a FakeRequest,
+    ) -> Result<Extracted<'a>, TokenError> {
         let raw = req.header(":path").unwrap_or_default();
         sources.extract(req, &Target::parse(raw))
     }
@@ -284,7 +315,7 @@ mod tests {
 
     fn header(value: &str) -> Result<String, TokenError> {
         let req = FakeRequest::get("/").with("Authorization", value);
-        extract(&bearer(), &req).map(|e| e.token)
+        extract(&bearer(), &req).map(|e| e.token.into_owned())
     }
 
     #[test]
@@ -339,11 +370,11 @@ mod tests {
     fn query_and_cookie_sources() {
         let req = FakeRequest::get("/a?x=1&access_token=q%2Bv#frag");
         let got = extract(&all_sources(), &req).unwrap();
-        assert_eq!((got.token.as_str(), got.source), ("q+v", Source::Query));
+        assert_eq!((&*got.token, got.source), ("q+v", Source::Query));
 
         let req = FakeRequest::get("/a").with("cookie", "theme=dark; session=\"c1\"");
         let got = extract(&all_sources(), &req).unwrap();
-        assert_eq!((got.token.as_str(), got.source), ("c1", Source::Cookie));
+        assert_eq!((&*got.token, got.source), ("c1", Source::Cookie));
     }
 
     #[test]
@@ -404,6 +435,26 @@ mod tests {
         }
         for good in ["abc.DEF-_~+/=", "é", "日本語"] {
             assert!(!has_space_or_control(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn trimming_by_bytes_agrees_with_trimming_by_chars() {
+        let ows = |ch: char| ch == ' ' || ch == '\t';
+        for text in [
+            "",
+            " ",
+            "\t \t",
+            "a",
+            " a ",
+            "\tBearer  x\t",
+            "é ",
+            " é",
+            "  ü x é  ",
+            "a b",
+        ] {
+            assert_eq!(trim_ows(text), text.trim_matches(ows), "{text:?}");
+            assert_eq!(trim_end_ows(text), text.trim_end_matches(ows), "{text:?}");
         }
     }
 

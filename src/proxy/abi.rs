@@ -28,6 +28,10 @@ use std::rc::Rc;
 #[derive(Default)]
 struct Contexts {
     roots: HashMap<u32, Root, FxBuild>,
+    /// Streams created and not yet at their request headers: stream id → root id.
+    created: HashMap<u32, u32, FxBuild>,
+    /// Streams waiting for a call (their own or another's); a stream decided in its request
+    /// headers is never stored.
     streams: HashMap<u32, Filter, FxBuild>,
     /// Calls in flight that a stream made: token → stream id.
     calls: HashMap<u32, u32, FxBuild>,
@@ -78,8 +82,8 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_id: u32) {
         if root_id == 0 {
             let host: Rc<dyn Host> = Rc::new(Envoy);
             contexts.roots.insert(context_id, Root::new(host));
-        } else if let Some(root) = contexts.roots.get(&root_id) {
-            contexts.streams.insert(context_id, root.filter(context_id));
+        } else {
+            contexts.created.insert(context_id, root_id);
         }
     });
 }
@@ -103,13 +107,21 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(context_id: u32, headers: usize, end: u32) -> u32 {
     let action = with_contexts(|contexts| {
-        let Some(stream) = contexts.streams.get_mut(&context_id) else {
+        let root = contexts
+            .created
+            .remove(&context_id)
+            .and_then(|root_id| contexts.roots.get(&root_id));
+        let Some(root) = root else {
             // A stream whose root was never created: never let it through unchecked.
             return Filter::refuse_unknown(&Envoy, context_id);
         };
+        let mut stream = root.filter(context_id);
         let action = stream.on_http_request_headers(headers, end != 0);
-        if let Some(token) = stream.call_token() {
-            contexts.calls.insert(token, context_id);
+        if stream.is_waiting() {
+            if let Some(token) = stream.call_token() {
+                contexts.calls.insert(token, context_id);
+            }
+            contexts.streams.insert(context_id, stream);
         }
         action
     });
@@ -149,10 +161,12 @@ pub extern "C" fn proxy_on_tick(root_id: u32) {
     });
 }
 
-/// The end of a context: a stream's `on_done` work (leave its call or flight), then forget it.
+/// The end of a context: a waiting stream's `on_done` work (leave its call or flight), then
+/// forget it.
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with_contexts(|contexts| {
+        contexts.created.remove(&context_id);
         if let Some(mut stream) = contexts.streams.remove(&context_id) {
             if let Some(token) = stream.call_token() {
                 contexts.calls.remove(&token);

@@ -287,6 +287,11 @@ impl Filter {
         self.state.release(&key, &answer);
     }
 
+    /// Whether the stream waits for a call's answer (its own, or another stream's it follows).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.stage, Stage::Leading { .. } | Stage::Following { .. })
+    }
+
     /// The token of this stream's call while it is in flight.
     pub fn call_token(&self) -> Option<u32> {
         match self.stage {

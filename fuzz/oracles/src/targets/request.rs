@@ -96,7 +96,7 @@ fn run(config: &Config, mut request: FuzzRequest, answer: AuthResponse<'_>) {
                     ..
                 } => {
                     let token = token.expect("anonymous needs a token").token;
-                    assert_eq!(config.anonymous_token.as_deref(), Some(token.as_str()));
+                    assert_eq!(config.anonymous_token.as_deref(), Some(&*token));
                 }
                 Decision::Reply {
                     stat: Stat::TokenMissing,

@@ -14,7 +14,10 @@ use easy_jwt::core::target::Target;
 use easy_jwt::core::token::{redact, Extracted, Source, TokenError, TokenSources, MAX_TOKEN_LEN};
 
 /// Extraction as the auth flow does it: the request's `:path` parsed once.
-fn extract(sources: &TokenSources, request: &FuzzRequest) -> Result<Extracted, TokenError> {
+fn extract<'a>(
+    sources: &TokenSources,
+    request: &'a FuzzRequest,
+) -> Result<Extracted<'a>, TokenError> {
     let raw = request.header(":path").unwrap_or_default();
     sources.extract(request, &Target::parse(raw))
 }
@@ -50,7 +53,8 @@ pub fn check(data: &[u8]) {
     let Ok(found) = extract(&sources, &request) else {
         return;
     };
-    let token = &found.token;
+    let (token, source) = (found.token.into_owned(), found.source);
+    let token = &token;
     assert!(!token.is_empty() && token.len() <= MAX_TOKEN_LEN);
     assert!(
         !token.chars().any(|c| c.is_whitespace() || c.is_control()),
@@ -59,16 +63,16 @@ pub fn check(data: &[u8]) {
     if token.chars().count() > 6 {
         assert!(!redact(token).contains(token.as_str()));
     }
-    let edits = strip_edits(&sources, found.source, &request);
+    let edits = strip_edits(&sources, source, &request);
     if !sources.strip {
         assert!(edits.is_empty());
         return;
     }
     request.apply(&edits);
-    if found.source == Source::Header {
+    if source == Source::Header {
         assert!(request.all("authorization").is_empty());
     }
-    if found.source == Source::Query {
+    if source == Source::Query {
         let path = request.header(":path").unwrap_or_default();
         assert!(
             !path.contains('#'),
@@ -77,7 +81,7 @@ pub fn check(data: &[u8]) {
     }
     if let Ok(again) = extract(&sources, &request) {
         assert_ne!(
-            again.source, found.source,
+            again.source, source,
             "token left in the request: {request:?}"
         );
     }
