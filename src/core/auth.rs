@@ -14,7 +14,8 @@
 //! Every `Continue` replaces the uid header and the mapped headers (and, with `failOpen`, the
 //! fail-open marker), so a client-sent copy never reaches the upstream.
 
-use crate::core::config::{Config, FAIL_OPEN_HEADER};
+use crate::core::bytes;
+use crate::core::config::Config;
 use crate::core::identity::Identity;
 use crate::core::json::{self, json_fields};
 use crate::core::reply::Reply;
@@ -22,6 +23,7 @@ use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::stats::Stat;
 use crate::core::target::Target;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The final word on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +119,11 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
         }
     };
     let strip = config.sources.strip_edits(found.source, request, &target);
-    if config.anonymous_token.as_deref() == Some(&*found.token) {
+    let is_anonymous = config
+        .anonymous_token
+        .as_deref()
+        .is_some_and(|anonymous| bytes::same(anonymous.as_bytes(), found.token.as_bytes()));
+    if is_anonymous {
         return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
     let context = request_context(config, request);
@@ -176,7 +182,8 @@ pub fn on_dispatch_error(config: &Config, pending: Pending) -> Decision {
 
 /// An allowed request, for a uid known without a call (the auth cache).
 pub fn allow(config: &Config, identity: &Identity, strip: Vec<HeaderEdit>) -> Decision {
-    let mut edits = identity_edits(config, Some(&identity.uid), &identity.fields, false);
+    let uid: Arc<str> = Arc::from(identity.uid.as_str());
+    let mut edits = identity_edits(config, Some(uid), &identity.fields, false);
     edits.extend(strip);
     Decision::Continue {
         edits,
@@ -261,7 +268,8 @@ fn message(value: Option<&Value>) -> Option<String> {
 
 fn anonymous(config: &Config, stat: Stat, strip: Vec<HeaderEdit>) -> Decision {
     let absent = vec![None; config.response_headers.len()];
-    let mut edits = identity_edits(config, Some(&config.anonymous_uid), &absent, false);
+    let uid = Arc::clone(&config.shared.anonymous_uid);
+    let mut edits = identity_edits(config, Some(uid), &absent, false);
     edits.extend(strip);
     Decision::Continue { edits, stat }
 }
@@ -297,34 +305,36 @@ fn reply(config: &Config, status: u16, message: &str, stat: Stat) -> Decision {
 /// Replaces (or removes) every header the plugin owns: uid, mapped fields, fail-open marker.
 fn identity_edits(
     config: &Config,
-    uid: Option<&str>,
+    uid: Option<Arc<str>>,
     fields: &[Option<String>],
     fail_open: bool,
 ) -> Vec<HeaderEdit> {
-    let mut edits = Vec::with_capacity(2 + config.response_headers.len());
-    edits.push(set_or_remove(&config.uid_header, uid));
-    for ((_, header), value) in config.response_headers.iter().zip(fields) {
-        edits.push(set_or_remove(header, value.as_deref()));
+    let names = &config.shared;
+    let mut edits = Vec::with_capacity(2 + names.field_headers.len());
+    edits.push(set_or_remove(&names.uid_header, uid));
+    for (header, value) in names.field_headers.iter().zip(fields) {
+        edits.push(set_or_remove(header, value.as_deref().map(Arc::from)));
     }
     // The marker only means something where failing open is possible; elsewhere the plugin
     // never sets it and leaves the header alone (one hostcall less per request).
     if config.fail_open {
-        edits.push(set_or_remove(FAIL_OPEN_HEADER, fail_open.then_some("true")));
+        let marker = fail_open.then(|| Arc::clone(&names.marker));
+        edits.push(set_or_remove(&names.fail_open_header, marker));
     }
     edits
 }
 
-fn set_or_remove(header: &str, value: Option<&str>) -> HeaderEdit {
+fn set_or_remove(header: &Arc<str>, value: Option<Arc<str>>) -> HeaderEdit {
     match value {
-        Some(value) => HeaderEdit::Set(header.to_string(), value.to_string()),
-        None => HeaderEdit::Remove(header.to_string()),
+        Some(value) => HeaderEdit::Set(Arc::clone(header), value),
+        None => HeaderEdit::Remove(Arc::clone(header)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::config::Fields;
+    use crate::core::config::{Fields, FAIL_OPEN_HEADER};
     use crate::core::request::fake::FakeRequest;
     use serde_json::{json, Value};
 

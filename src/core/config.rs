@@ -13,6 +13,7 @@ use crate::core::token::TokenSources;
 use crate::core::token_server::{Service, TokenServer};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Configuration keys (one place, so messages and the README agree).
@@ -124,6 +125,40 @@ pub struct Config {
     /// Fingerprint of what an auth answer depends on (token server, mapped fields): cache
     /// entries of one scope are never served to another.
     pub scope: String,
+    /// The identity headers and the anonymous uid as shared strings, for header edits.
+    pub shared: SharedNames,
+}
+
+/// The strings every `Continue` decision's edits name, built once per configuration: an edit
+/// clones a reference to them instead of allocating per request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedNames {
+    /// `uidHeaderName`.
+    pub uid_header: Arc<str>,
+    /// The headers of `responseHeaders`, in order.
+    pub field_headers: Vec<Arc<str>>,
+    /// [`FAIL_OPEN_HEADER`].
+    pub fail_open_header: Arc<str>,
+    /// `anonymousUID`, rendered.
+    pub anonymous_uid: Arc<str>,
+    /// The fail-open marker's value, `true`.
+    pub marker: Arc<str>,
+}
+
+impl SharedNames {
+    fn of(config: &Config) -> SharedNames {
+        SharedNames {
+            uid_header: Arc::from(config.uid_header.as_str()),
+            field_headers: config
+                .response_headers
+                .iter()
+                .map(|(_, header)| Arc::from(header.as_str()))
+                .collect(),
+            fail_open_header: Arc::from(FAIL_OPEN_HEADER),
+            anonymous_uid: Arc::from(config.anonymous_uid.as_str()),
+            marker: Arc::from("true"),
+        }
+    }
 }
 
 /// What is wrong with one key.
@@ -364,11 +399,13 @@ impl Config {
             forward_headers: parse_forward_headers(fields)?,
             cache: parse_cache(fields)?,
             scope: String::new(),
+            shared: SharedNames::default(),
             token_server: parse_call_settings(fields)?,
         };
         config.response_headers = parse_response_headers(fields, &config)?;
         config.token_server.cluster_and_authority(fields)?;
         config.scope = config.fingerprint();
+        config.shared = SharedNames::of(&config);
         Ok(config)
     }
 

@@ -12,9 +12,11 @@
 //! - [`reply`]       — the error reply body;
 //! - [`request`]     — the read-only request view and header edits;
 //! - [`stats`]       — the counters' names;
-//! - leaves: [`identity`], [`json`] (object members without typed serde), [`hash`].
+//! - leaves: [`identity`], [`json`] (object members without typed serde), [`hash`], [`bytes`]
+//!   (byte-string equality a word at a time).
 
 pub mod auth;
+pub mod bytes;
 pub mod cache;
 pub mod config;
 pub mod hash;

@@ -1,6 +1,8 @@
 //! The request as the core sees it: a read-only view (headers, properties) and the header edits the
 //! core asks the adapter to apply.
 
+use std::sync::Arc;
+
 /// Read access to the request, implemented over hostcalls by the adapter and over plain data by
 /// the tests. Names are lowercase; a missing or non-UTF-8 value is `None`.
 pub trait RequestView {
@@ -26,13 +28,16 @@ impl Attribute {
     pub const ALL: [Attribute; 2] = [Attribute::RouteName, Attribute::ClusterName];
 }
 
-/// One change to the request headers, applied before the request continues upstream.
+/// One change to the request headers, applied before the request continues upstream. Names and
+/// values are shared strings: an edit made from the configuration (the uid header, the
+/// anonymous uid) costs a reference count, not an allocation per request (`Arc`, so a
+/// configuration stays `Sync`; the wasm build has no threads, its counts are plain adds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderEdit {
     /// Replace every entry of the header with one value (Envoy `replace`).
-    Set(String, String),
+    Set(Arc<str>, Arc<str>),
     /// Remove every entry of the header.
-    Remove(String),
+    Remove(Arc<str>),
 }
 
 #[cfg(test)]

@@ -136,12 +136,12 @@ impl TokenSources {
             return Vec::new();
         }
         match source {
-            Source::Header => vec![HeaderEdit::Remove(self.header.clone())],
+            Source::Header => vec![HeaderEdit::Remove(self.header.as_str().into())],
             Source::Query => {
                 let name = self.query.as_deref().unwrap_or_default();
                 vec![HeaderEdit::Set(
-                    ":path".to_string(),
-                    target.without_query_param(name),
+                    ":path".into(),
+                    target.without_query_param(name).into(),
                 )]
             }
             Source::Cookie => {
@@ -149,9 +149,9 @@ impl TokenSources {
                 let name = self.cookie.as_deref().unwrap_or_default();
                 let rest = without_cookie(cookies, name);
                 if rest.is_empty() {
-                    vec![HeaderEdit::Remove("cookie".to_string())]
+                    vec![HeaderEdit::Remove("cookie".into())]
                 } else {
-                    vec![HeaderEdit::Set("cookie".to_string(), rest)]
+                    vec![HeaderEdit::Set("cookie".into(), rest.into())]
                 }
             }
         }

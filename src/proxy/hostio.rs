@@ -5,6 +5,7 @@
 //! BadArgument after a resume, a second local reply on Higress's Envoy, a header map that is
 //! gone). Values the host returns live in memory from [`crate::proxy::abi`]'s allocator.
 
+use crate::core::bytes;
 use std::ptr::null_mut;
 
 /// proxy-wasm `Status::Ok`.
@@ -379,7 +380,7 @@ pub fn first_value<'a>(map: &'a [u8], name: &str) -> Option<&'a [u8]> {
         let value_len = usize::try_from(u32_at(pair, 4)?).ok()?;
         let value_start = key_len.checked_add(1)?;
         let value_end = value_start.checked_add(value_len)?;
-        if data.get(..key_len)? == name.as_bytes() {
+        if bytes::same(data.get(..key_len)?, name.as_bytes()) {
             return data.get(value_start..value_end);
         }
         data = data.get(value_end.checked_add(1)?..)?;

@@ -24,10 +24,10 @@ impl FuzzRequest {
         for edit in edits {
             match edit {
                 HeaderEdit::Set(name, value) => {
-                    self.headers.retain(|(key, _)| key != name);
-                    self.headers.push((name.clone(), value.clone()));
+                    self.headers.retain(|(key, _)| **key != **name);
+                    self.headers.push((name.to_string(), value.to_string()));
                 }
-                HeaderEdit::Remove(name) => self.headers.retain(|(key, _)| key != name),
+                HeaderEdit::Remove(name) => self.headers.retain(|(key, _)| **key != **name),
             }
         }
     }
@@ -97,13 +97,13 @@ pub fn check_decision(config: &Config, decision: &Decision, json_template: bool)
         }
         Decision::Continue { edits, .. } => {
             assert!(
-                matches!(edits.first(), Some(HeaderEdit::Set(n, _) | HeaderEdit::Remove(n)) if *n == config.uid_header),
+                matches!(edits.first(), Some(HeaderEdit::Set(n, _) | HeaderEdit::Remove(n)) if **n == *config.uid_header),
                 "the uid header is always replaced first: {edits:?}"
             );
             for edit in edits {
                 // Strip edits (`:path`, `cookie`) carry the client's own bytes back.
                 if let HeaderEdit::Set(name, value) = edit {
-                    if name == ":path" || name == "cookie" {
+                    if &**name == ":path" || &**name == "cookie" {
                         continue;
                     }
                     assert!(

@@ -61,7 +61,10 @@ pub fn check(data: &[u8]) {
     match (&verdict, &decision) {
         (Verdict::Allowed(identity), Decision::Continue { edits, stat }) => {
             assert_eq!(*stat, Stat::Allowed);
-            let uid = HeaderEdit::Set(config.uid_header.clone(), identity.uid.clone());
+            let uid = HeaderEdit::Set(
+                config.uid_header.as_str().into(),
+                identity.uid.as_str().into(),
+            );
             assert_eq!(edits.first(), Some(&uid));
         }
         (Verdict::Denied(_), Decision::Reply { reply, stat }) => {
@@ -79,7 +82,7 @@ pub fn check(data: &[u8]) {
             assert_eq!(*stat, Stat::FailOpen);
             assert_eq!(
                 edits.first(),
-                Some(&HeaderEdit::Remove(config.uid_header.clone()))
+                Some(&HeaderEdit::Remove(config.uid_header.as_str().into()))
             );
             let marker = HeaderEdit::Set(FAIL_OPEN_HEADER.into(), "true".into());
             assert!(edits.contains(&marker));
