@@ -356,7 +356,15 @@ fn the_plugin_behind_a_listener() {
 
     assert_eq!(mock.calls_for("uid-42"), 1);
     assert_eq!(mock.calls_for("deny"), 1);
-    let stats = envoy.stats();
+    // The plugin hands its counts to Envoy on a 100 ms timer: wait until the last one is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut stats = envoy.stats();
+    while stats.get("wasmcustom.easy_jwt.token_missing") != Some(&4)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stats = envoy.stats();
+    }
     assert_eq!(
         stats.get("wasmcustom.easy_jwt.allowed"),
         Some(&2),
