@@ -15,6 +15,8 @@ WASM_DIR := target/$(TARGET)/$(PROFILE)
 FUZZ_SECONDS ?= 30
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --strip-debug --strip-producers
+# plugin.wasm's size budget in bytes (128 KiB): `make build` fails above it when wasm-opt ran.
+SIZE_BUDGET := 131072
 
 # Envoy. ENVOY_VERSIONS are the builds the end-to-end tests run on; ENVOY_VERSION is the one
 # `make dev`, `make soak` and the README commands run. ENVOY=/path/to/envoy replaces all of them
@@ -58,11 +60,16 @@ build: toolchain ## Build plugin.wasm (release, size-tuned; wasm-opt -Oz when in
 	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p easy-jwt
 	@if command -v wasm-opt >/dev/null; then \
 		wasm-opt $(WASM_OPT_FLAGS) $(WASM_DIR)/easy_jwt.wasm -o plugin.wasm; \
+		size=$$(stat -c %s plugin.wasm); \
+		echo "plugin.wasm: $$size bytes (budget $(SIZE_BUDGET))"; \
+		if [ $$size -gt $(SIZE_BUDGET) ]; then \
+			echo "error: plugin.wasm is $$((size - $(SIZE_BUDGET))) bytes over its budget (README \"Size\")" >&2; exit 1; \
+		fi; \
 	else \
-		echo "wasm-opt not found (apt-get install binaryen): shipping the unoptimised module"; \
+		echo "wasm-opt not found (apt-get install binaryen): shipping the unoptimised module, size budget not checked"; \
 		cp $(WASM_DIR)/easy_jwt.wasm plugin.wasm; \
+		echo "plugin.wasm: $$(stat -c %s plugin.wasm) bytes"; \
 	fi
-	@echo "plugin.wasm: $$(stat -c %s plugin.wasm) bytes"
 
 build-test-plugins: toolchain ## Build the host's probe and no-op test plugins and the bench's call and header floors
 	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin -p call-floor-plugin -p header-floor-plugin

@@ -17,13 +17,13 @@
 use crate::core::bytes;
 use crate::core::config::Config;
 use crate::core::identity::Identity;
-use crate::core::json::{self, json_fields};
+use crate::core::json::{self, json_fields, Value};
 use crate::core::reply::Reply;
 use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::stats::Stat;
 use crate::core::target::Target;
-use serde_json::Value;
-use std::sync::Arc;
+use alloc::sync::Arc;
+use alloc::{string::String, string::ToString, vec, vec::Vec};
 
 /// The final word on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,26 @@ pub struct Pending {
     subject: Option<String>,
 }
 
+/// The token and the forwarded context as one JSON array, `["token",[["name","value"],…]]`
+/// (the layout serde_json gave this tuple: cache keys in shared data keep their meaning).
+fn subject_of(token: &str, context: &[(String, String)]) -> String {
+    let mut subject = String::from("[");
+    json::push_quoted(&mut subject, token);
+    subject.push_str(",[");
+    for (index, (name, value)) in context.iter().enumerate() {
+        if index > 0 {
+            subject.push(',');
+        }
+        subject.push('[');
+        json::push_quoted(&mut subject, name);
+        subject.push(',');
+        json::push_quoted(&mut subject, value);
+        subject.push(']');
+    }
+    subject.push_str("]]");
+    subject
+}
+
 impl Pending {
     /// A request waiting for the answer about `token`, with the `context` its call forwards
     /// (`forwards`: the configuration forwards context, even when none was present).
@@ -66,8 +86,7 @@ impl Pending {
         context: Vec<(String, String)>,
         forwards: bool,
     ) -> Pending {
-        let subject = forwards
-            .then(|| serde_json::to_string(&(&token, &context)).unwrap_or_else(|_| token.clone()));
+        let subject = forwards.then(|| subject_of(&token, &context));
         Pending {
             token,
             strip,
@@ -256,7 +275,11 @@ fn render_field(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
         Value::String(text) => text.clone(),
-        other => other.to_string(),
+        other => {
+            let mut text = String::new();
+            other.write(&mut text);
+            text
+        }
     };
     (!text.chars().any(char::is_control)).then_some(text)
 }
@@ -347,7 +370,7 @@ mod tests {
         for (key, value) in extra.as_object().unwrap() {
             doc[key] = value.clone();
         }
-        Config::parse(&Fields::global(doc.as_object().unwrap())).unwrap()
+        Config::parse(&Fields::global(&json::object_from_serde(&doc))).unwrap()
     }
 
     fn bearer(path: &str, token: &str) -> FakeRequest {
@@ -527,6 +550,9 @@ mod tests {
             r#"{"uid":""}"#,
             r#"{"uid":99999999999999999999999}"#,
             r#"{"uid":true}"#,
+            // Ambiguous: serde_json would take the last uid, another reader the first.
+            r#"{"uid":1,"uid":0}"#,
+            r#"{"uid":7,"fields":{"role":"a","role":"b"}}"#,
             "not json",
             "[1]",
             "",

@@ -1,5 +1,28 @@
-//! Byte-string equality eight bytes at a time: the hot path compares header names and tokens of
-//! a few dozen bytes, where the wasm build's `memcmp` (a byte loop behind a call) costs more.
+//! Byte-string helpers: equality eight bytes at a time (the hot path compares header names and
+//! tokens of a few dozen bytes, where the wasm build's `memcmp` is a byte loop behind a call),
+//! substring search and hex digits, without core's general string searcher (two-way search and
+//! its panic formatting, about 6 KB of the artifact for the few fixed needles the plugin has).
+
+/// The first position of `needle` in `haystack` (a plain scan: needles here are 2–3 bytes).
+pub fn find(haystack: &str, needle: &str) -> Option<usize> {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// The value of one hex digit.
+pub fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
 
 /// Whether `a` and `b` hold the same bytes.
 pub fn same(a: &[u8], b: &[u8]) -> bool {
@@ -32,6 +55,25 @@ fn word(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_agrees_with_str_find() {
+        for (haystack, needle) in [
+            ("a%3Bb", "%3B"),
+            ("%3B", "%3B"),
+            ("%3", "%3B"),
+            ("x%s%s", "%s"),
+            ("", "%s"),
+            ("abc", ""),
+            ("ééé%sé", "%s"),
+        ] {
+            assert_eq!(
+                find(haystack, needle),
+                haystack.find(needle),
+                "{haystack} {needle}"
+            );
+        }
+    }
 
     #[test]
     fn same_agrees_with_slice_equality() {

@@ -9,9 +9,11 @@
 
 use crate::core::hash::{fnv1a, FxBuild};
 use crate::core::identity::Identity;
-use crate::core::json::json_fields;
-use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use crate::core::json::{json_fields, Value};
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
+use hashbrown::HashMap;
 
 /// Cache settings of one configuration scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +175,10 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
         return None;
     }
     let claims = base64url_decode(payload)?;
-    let exp = json_fields(&claims)?.get("exp")?.as_f64()?;
-    (exp.is_finite() && exp >= 0.0).then(|| exp.floor() as u64)
+    match json_fields(&claims)?.get("exp")? {
+        Value::Number(exp) => exp.floor_u64(),
+        _ => None,
+    }
 }
 
 /// Unpadded base64url (RFC 4648 §5), as JWTs use.
@@ -250,7 +254,7 @@ pub fn encode_shared(subject: &str, identity: &Identity, expires_at: u64) -> Vec
 
 /// The identity in a shared slot, if the slot holds *this* subject and is fresh.
 pub fn decode_shared(bytes: &[u8], subject: &str, now: u64) -> Option<(Identity, u64)> {
-    let text = std::str::from_utf8(bytes).ok()?;
+    let text = ::core::str::from_utf8(bytes).ok()?;
     let (expires_at, rest) = text.split_once('\n')?;
     let (length, rest) = rest.split_once('\n')?;
     let expires_at: u64 = expires_at.parse().ok()?;

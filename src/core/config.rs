@@ -7,14 +7,14 @@
 use crate::core::cache::CacheSettings;
 use crate::core::hash::fnv1a;
 use crate::core::ignore::{IgnoreList, Pattern};
-use crate::core::json;
+use crate::core::json::{self, Map, Value};
 use crate::core::reply::ErrorBody;
 use crate::core::token::TokenSources;
 use crate::core::token_server::{Service, TokenServer};
-use serde_json::{Map, Value};
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use ::core::fmt;
+use ::core::time::Duration;
+use alloc::sync::Arc;
+use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 
 /// Configuration keys (one place, so messages and the README agree).
 pub mod keys {
@@ -99,7 +99,8 @@ pub mod defaults {
 pub const FAIL_OPEN_HEADER: &str = "x-envoy-auth-failure-mode-allowed";
 
 /// The validated, compiled configuration of one scope (global or one `_rules_` entry).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Default` is only the starting point of [`Config::parse`], not a usable configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub token_server: TokenServer,
     pub sources: TokenSources,
@@ -214,20 +215,16 @@ impl fmt::Display for ConfigError {
 
 /// The keys visible to one scope: a rule's own keys first, then the global ones.
 pub struct Fields<'a> {
-    global: &'a Map<String, Value>,
-    rule: Option<(usize, &'a Map<String, Value>)>,
+    global: &'a Map,
+    rule: Option<(usize, &'a Map)>,
 }
 
 impl<'a> Fields<'a> {
-    pub fn global(global: &'a Map<String, Value>) -> Fields<'a> {
+    pub fn global(global: &'a Map) -> Fields<'a> {
         Fields { global, rule: None }
     }
 
-    pub fn rule(
-        global: &'a Map<String, Value>,
-        index: usize,
-        rule: &'a Map<String, Value>,
-    ) -> Fields<'a> {
+    pub fn rule(global: &'a Map, index: usize, rule: &'a Map) -> Fields<'a> {
         Fields {
             global,
             rule: Some((index, rule)),
@@ -254,6 +251,8 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn error(&self, key: &str, problem: Problem) -> ConfigError {
         ConfigError::Key {
             key: self.name(key),
@@ -262,7 +261,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of `key` converted by `convert`; `null` or absent is `None`. Plain `Value`
-    /// accessors instead of serde's typed deserializers keep the artifact small.
+    /// accessors, checked here.
     fn typed<'v, T>(
         &'v self,
         key: &str,
@@ -291,11 +290,7 @@ impl<'a> Fields<'a> {
         self.typed(key, "an array of strings", json::string_array)
     }
 
-    fn object(
-        &self,
-        key: &str,
-        expected: &'static str,
-    ) -> Result<Option<&'a Map<String, Value>>, ConfigError> {
+    fn object(&self, key: &str, expected: &'static str) -> Result<Option<&'a Map>, ConfigError> {
         self.typed(key, expected, Value::as_object)
     }
 
@@ -321,7 +316,7 @@ impl<'a> Fields<'a> {
 
     fn non_empty(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.string(key)? {
-            Some(text) if text.trim().is_empty() => {
+            Some(text) if text.chars().all(char::is_whitespace) => {
                 Err(self.error(key, Problem::Invalid("must not be empty".into())))
             }
             Some(text) if text.chars().any(|c| c.is_whitespace() || c.is_control()) => {
@@ -356,10 +351,10 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn rule_chooses_server(rule: &Map<String, Value>) -> bool {
+fn rule_chooses_server(rule: &Map) -> bool {
     keys::TOKEN_SERVER_CHOICE
         .iter()
-        .any(|key| rule.contains_key(*key))
+        .any(|key| rule.contains_key(key))
 }
 
 /// RFC 9110 `token`: the characters allowed in a header name (pseudo-headers excluded).
@@ -374,34 +369,31 @@ impl Config {
     /// Validates and compiles one scope. A missing token server is reported last, so that error
     /// means every other key was valid.
     pub fn parse(fields: &Fields) -> Result<Config, ConfigError> {
-        let deny_status = fields
+        // Filled in key by key, in the order errors are reported: a failing key then drops one
+        // `Config` instead of whichever fields were already built (a drop path per `?`).
+        let mut config = Config::default();
+        config.deny_status = fields
             .status(keys::RESPONSE_ERROR_STATUS_CODE)?
             .unwrap_or(defaults::ERROR_STATUS);
-        let mut config = Config {
-            sources: parse_sources(fields)?,
-            ignore: parse_ignore(fields)?,
-            anonymous_token: fields
-                .string(keys::ANONYMOUS_TOKEN)?
-                .filter(|t| !t.is_empty()),
-            anonymous_uid: fields
-                .integer(keys::ANONYMOUS_UID, 0, u64::MAX, "0..")?
-                .unwrap_or(defaults::ANONYMOUS_UID)
-                .to_string(),
-            uid_header: fields.header_name(keys::UID_HEADER_NAME, defaults::UID_HEADER)?,
-            response_headers: Vec::new(),
-            deny_status,
-            failure_status: fields
-                .status(keys::TOKEN_SERVER_FAILURE_STATUS_CODE)?
-                .unwrap_or(deny_status),
-            error_body: parse_error_body(fields)?,
-            fail_open: fields.flag(keys::FAIL_OPEN)?,
-            forward_context: fields.flag(keys::FORWARD_REQUEST_CONTEXT)?,
-            forward_headers: parse_forward_headers(fields)?,
-            cache: parse_cache(fields)?,
-            scope: String::new(),
-            shared: SharedNames::default(),
-            token_server: parse_call_settings(fields)?,
-        };
+        config.sources = parse_sources(fields)?;
+        config.ignore = parse_ignore(fields)?;
+        config.anonymous_token = fields
+            .string(keys::ANONYMOUS_TOKEN)?
+            .filter(|t| !t.is_empty());
+        config.anonymous_uid = fields
+            .integer(keys::ANONYMOUS_UID, 0, u64::MAX, "0..")?
+            .unwrap_or(defaults::ANONYMOUS_UID)
+            .to_string();
+        config.uid_header = fields.header_name(keys::UID_HEADER_NAME, defaults::UID_HEADER)?;
+        config.failure_status = fields
+            .status(keys::TOKEN_SERVER_FAILURE_STATUS_CODE)?
+            .unwrap_or(config.deny_status);
+        config.error_body = parse_error_body(fields)?;
+        config.fail_open = fields.flag(keys::FAIL_OPEN)?;
+        config.forward_context = fields.flag(keys::FORWARD_REQUEST_CONTEXT)?;
+        config.forward_headers = parse_forward_headers(fields)?;
+        config.cache = parse_cache(fields)?;
+        config.token_server = parse_call_settings(fields)?;
         config.response_headers = parse_response_headers(fields, &config)?;
         config.token_server.cluster_and_authority(fields)?;
         config.scope = config.fingerprint();
@@ -534,7 +526,7 @@ fn parse_response_headers(
         )?
         .unwrap_or(&empty);
     let mut pairs = Vec::with_capacity(map.len());
-    for (field, header) in map {
+    for (field, header) in map.iter() {
         let invalid = |why: String| ConfigError::Key {
             key: format!("{}.{field}", fields.name(keys::AUTH_RESPONSE_HEADERS)),
             problem: Problem::Invalid(why),
@@ -642,10 +634,10 @@ fn parse_service(fields: &Fields) -> Result<Option<Service>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn parse(value: Value) -> Result<Config, ConfigError> {
-        let map = value.as_object().unwrap().clone();
+        let map = json::object_from_serde(&value);
         Config::parse(&Fields::global(&map))
     }
 
@@ -907,9 +899,9 @@ mod tests {
     #[test]
     fn unknown_keys_are_reported() {
         let map = json!({"tokenServerFqdn": "x", "tokenServerPort": 1, "_rules_": []});
-        let map = map.as_object().unwrap();
+        let map = json::object_from_serde(&map);
         assert_eq!(
-            Fields::global(map).unknown_keys(),
+            Fields::global(&map).unknown_keys(),
             vec!["tokenServerFqdn".to_string()]
         );
     }

@@ -22,9 +22,11 @@
 //! - `/v1/*/status` — `*` as a whole segment matches exactly one non-empty segment;
 //! - `/*` — every path.
 
+use crate::core::bytes::{self, hex_value};
 use crate::core::target::Target;
-use std::borrow::Cow;
-use std::fmt;
+use ::core::fmt;
+use alloc::borrow::Cow;
+use alloc::{format, string::String, string::ToString, vec::Vec};
 
 /// Why a path was not normalised; such a path is never ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,15 +88,6 @@ fn is_normal(path: &str) -> bool {
         previous = byte;
     }
     true
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn is_unreserved(byte: u8) -> bool {
@@ -169,7 +162,10 @@ fn remove_dot_segments(path: &str) -> Result<String, Unsafe> {
 /// that decodes `..%3B` reads the Tomcat-style `..;`, so both are dot segments with parameters.
 fn dot_segment_base(segment: &str) -> &str {
     let bare = segment.split(';').next().unwrap_or(segment);
-    bare.split("%3B").next().unwrap_or(bare)
+    match bytes::find(bare, "%3B") {
+        Some(at) => bare.get(..at).unwrap_or(bare),
+        None => bare,
+    }
 }
 
 /// One compiled `ignoreUrls` entry.

@@ -12,7 +12,7 @@
 //! - [`reply`]       — the error reply body;
 //! - [`request`]     — the read-only request view and header edits;
 //! - [`stats`]       — the counters' names;
-//! - leaves: [`identity`], [`json`] (object members without typed serde), [`hash`], [`bytes`]
+//! - leaves: [`identity`], [`json`] (JSON in and out), [`hash`], [`bytes`]
 //!   (byte-string equality a word at a time).
 
 pub mod auth;

@@ -1,7 +1,9 @@
 //! The error reply: configured status, `content-type: application/json`, and the body template
 //! with the message JSON-escaped into its `%s` slot (the Go original filled it in unescaped).
 
+use crate::core::bytes;
 use crate::core::json;
+use alloc::{string::String, string::ToString, vec::Vec};
 
 /// A local reply the filter sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,16 +31,19 @@ pub struct TooManySlots;
 impl ErrorBody {
     /// Compiles a template with at most one `%s`. Any other `%` is literal.
     pub fn parse(template: &str) -> Result<ErrorBody, TooManySlots> {
-        match template.split_once("%s") {
-            None => Ok(ErrorBody {
+        let Some(at) = bytes::find(template, "%s") else {
+            return Ok(ErrorBody {
                 before: template.to_string(),
                 after: None,
-            }),
-            Some((_, after)) if after.contains("%s") => Err(TooManySlots),
-            Some((before, after)) => Ok(ErrorBody {
+            });
+        };
+        let (before, after) = (template.get(..at), template.get(at + 2..));
+        match (before, after) {
+            (Some(before), Some(after)) if bytes::find(after, "%s").is_none() => Ok(ErrorBody {
                 before: before.to_string(),
                 after: Some(after.to_string()),
             }),
+            _ => Err(TooManySlots),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The request as the core sees it: a read-only view (headers, properties) and the header edits the
 //! core asks the adapter to apply.
 
-use std::sync::Arc;
+use alloc::string::String;
+use alloc::sync::Arc;
 
 /// Read access to the request, implemented over hostcalls by the adapter and over plain data by
 /// the tests. Names are lowercase; a missing or non-UTF-8 value is `None`.

@@ -13,9 +13,10 @@
 //!   defaults for the rules) an unmatched request passes untouched.
 
 use crate::core::config::{Config, ConfigError, Fields, Problem};
+use crate::core::json::{self, Map, Value};
 use crate::core::request::{Attribute, RequestView};
-use serde_json::{Map, Value};
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::{format, string::String, string::ToString, vec::Vec};
 
 pub const RULES_KEY: &str = "_rules_";
 const MATCH_ROUTE: &str = "_match_route_";
@@ -58,8 +59,7 @@ impl RuleSet {
         if bytes.is_empty() {
             return Err(ConfigError::Empty);
         }
-        let document: Value =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let document: Value = json::parse(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let Value::Object(top) = document else {
             return Err(ConfigError::NotAnObject);
         };
@@ -135,7 +135,7 @@ fn unknown_key_warning(key: String) -> String {
     format!("configuration key `{key}` is unknown and ignored (check its spelling)")
 }
 
-fn rule_objects(top: &Map<String, Value>) -> Result<Vec<&Map<String, Value>>, ConfigError> {
+fn rule_objects(top: &Map) -> Result<Vec<&Map>, ConfigError> {
     let Some(value) = top.get(RULES_KEY) else {
         return Ok(Vec::new());
     };
@@ -157,7 +157,7 @@ fn rule_objects(top: &Map<String, Value>) -> Result<Vec<&Map<String, Value>>, Co
 }
 
 fn parse_global(
-    top: &Map<String, Value>,
+    top: &Map,
     has_global: bool,
     has_rules: bool,
     warnings: &mut Vec<String>,
@@ -178,10 +178,7 @@ fn parse_global(
     }
 }
 
-fn parse_conditions(
-    index: usize,
-    rule: &Map<String, Value>,
-) -> Result<Vec<Condition>, ConfigError> {
+fn parse_conditions(index: usize, rule: &Map) -> Result<Vec<Condition>, ConfigError> {
     let mut conditions = Vec::new();
     for (key, make) in [
         (
@@ -212,7 +209,7 @@ fn match_values(index: usize, key: &str, value: &Value) -> Result<Vec<String>, C
         key: format!("{RULES_KEY}[{index}].{key}"),
         problem: Problem::WrongType("a non-empty array of non-empty strings"),
     };
-    let values = crate::core::json::string_array(value).ok_or_else(error)?;
+    let values = json::string_array(value).ok_or_else(error)?;
     if values.is_empty() || values.iter().any(String::is_empty) {
         return Err(error());
     }
@@ -295,7 +292,7 @@ fn service_matches(service: &str, cluster_name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::core::request::fake::FakeRequest;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn parse(value: Value) -> Result<Parsed, ConfigError> {
         RuleSet::parse(value.to_string().as_bytes())
@@ -315,6 +312,13 @@ mod tests {
             ConfigError::Syntax(_)
         ));
         assert_eq!(RuleSet::parse(b"[]").unwrap_err(), ConfigError::NotAnObject);
+        let twice =
+            b"{\"tokenServerFQDN\": \"a\",\n \"tokenServerPort\": 1,\n \"tokenServerPort\": 2}";
+        assert_eq!(
+            RuleSet::parse(twice).unwrap_err().to_string(),
+            "configuration is not valid JSON: duplicate member `tokenServerPort` at line 3 column 2",
+            "README's example"
+        );
         assert_eq!(
             RuleSet::parse(b"{}").unwrap_err(),
             ConfigError::NothingConfigured

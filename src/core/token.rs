@@ -6,8 +6,9 @@
 
 use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::target::Target;
-use std::borrow::Cow;
-use std::fmt;
+use ::core::fmt;
+use alloc::borrow::Cow;
+use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 
 /// The header the token comes from unless `tokenFromHeaderName` says otherwise (lowercase).
 pub const DEFAULT_HEADER: &str = "authorization";
@@ -243,16 +244,18 @@ fn all_printable_ascii(bytes: &[u8]) -> bool {
         .all(|&b| (0x21..=0x7e).contains(&b))
 }
 
-/// Splits a `cookie` header into `(name, value)` pairs (RFC 6265 §5.4), unquoting values.
+/// Splits a `cookie` header into `(name, value)` pairs (RFC 6265 §5.4: pairs separated by `;`
+/// and optional spaces or tabs), unquoting values. Extraction and [`without_cookie`] trim alike,
+/// so a cookie is stripped exactly when it is read.
 fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        let value = value.trim();
+        let (name, value) = trim_ows(pair).split_once('=')?;
+        let value = trim_ows(value);
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        Some((name.trim(), value))
+        Some((trim_ows(name), value))
     })
 }
 
@@ -265,9 +268,9 @@ fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 fn without_cookie(header: &str, name: &str) -> String {
     header
         .split(';')
-        .map(str::trim)
+        .map(trim_ows)
         .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split('=').next().map(str::trim) != Some(name))
+        .filter(|pair| pair.split('=').next().map(trim_ows) != Some(name))
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -14,11 +14,12 @@
 //! | consul | `outbound\|<port>\|\|<serviceName>.<datacenter>.consul`        | serviceName       |
 //! | raw    | the name as given (plain Envoy `clusters:` entry)             | the cluster name  |
 
-use serde_json::{Map, Value};
-use std::time::Duration;
+use crate::core::json::{Map, Value};
+use ::core::time::Duration;
+use alloc::{format, string::String, string::ToString};
 
 /// Where and how the auth call is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenServer {
     /// Envoy cluster name passed to `proxy_http_call`.
     pub cluster: String,
@@ -69,7 +70,7 @@ pub enum Service {
 }
 
 /// The fields of one `tokenService` object, read with their camelCase names.
-struct Source<'a>(&'a Map<String, Value>);
+struct Source<'a>(&'a Map);
 
 impl Source<'_> {
     fn text(&self, key: &str) -> Result<String, String> {
@@ -230,7 +231,7 @@ mod tests {
     use super::*;
 
     fn service(json: &str) -> Service {
-        Service::from_json(&serde_json::from_str(json).unwrap()).unwrap()
+        Service::from_json(&crate::core::json::parse(json.as_bytes()).unwrap()).unwrap()
     }
 
     #[test]
@@ -291,7 +292,8 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_an_error() {
-        let parse = |json: &str| Service::from_json(&serde_json::from_str(json).unwrap());
+        let parse =
+            |json: &str| Service::from_json(&crate::core::json::parse(json.as_bytes()).unwrap());
         assert!(parse(r#"{"type":"eureka","port":1}"#)
             .unwrap_err()
             .contains("eureka"));

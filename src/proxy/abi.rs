@@ -19,15 +19,17 @@ use crate::core::hash::FxBuild;
 use crate::proxy::filter::{Filter, Root};
 use crate::proxy::host::{Envoy, Host};
 use crate::proxy::logger;
+use ::core::cell::RefCell;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use hashbrown::HashMap;
 use log::error;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 
 /// Every context of this VM.
 #[derive(Default)]
 struct Contexts {
-    roots: HashMap<u32, Root, FxBuild>,
+    /// Root contexts: one per plugin instance sharing this VM, a handful at most.
+    roots: Vec<(u32, Root)>,
     /// Streams created and not yet at their request headers: stream id → root id.
     created: HashMap<u32, u32, FxBuild>,
     /// Streams waiting for a call (their own or another's); a stream decided in its request
@@ -37,13 +39,35 @@ struct Contexts {
     calls: HashMap<u32, u32, FxBuild>,
 }
 
-thread_local! {
-    static CONTEXTS: RefCell<Contexts> = RefCell::default();
+impl Contexts {
+    fn root(&self, id: u32) -> Option<&Root> {
+        self.roots
+            .iter()
+            .find(|(root, _)| *root == id)
+            .map(|(_, root)| root)
+    }
+
+    fn root_mut(&mut self, id: u32) -> Option<&mut Root> {
+        let found = self.roots.iter_mut().find(|(root, _)| *root == id);
+        found.map(|(_, root)| root)
+    }
 }
+
+/// The VM's contexts, created at the first callback.
+struct VmContexts(RefCell<Option<Contexts>>);
+
+// SAFETY: a proxy-wasm VM is single-threaded (wasm32 without the atomics feature).
+unsafe impl Sync for VmContexts {}
+
+static CONTEXTS: VmContexts = VmContexts(RefCell::new(None));
 
 /// Runs `f` on the contexts; `None` if they are already borrowed (a re-entrant host).
 fn with_contexts<R>(f: impl FnOnce(&mut Contexts) -> R) -> Option<R> {
-    let result = CONTEXTS.with(|cell| cell.try_borrow_mut().ok().map(|mut c| f(&mut c)));
+    let result = CONTEXTS
+        .0
+        .try_borrow_mut()
+        .ok()
+        .map(|mut c| f(c.get_or_insert_with(Contexts::default)));
     if result.is_none() {
         error!("easy-jwt: the host re-entered the VM during a callback; refusing the request");
     }
@@ -56,6 +80,11 @@ pub extern "C" fn proxy_abi_version_0_2_1() {}
 extern "C" {
     fn __wasm_call_ctors();
 }
+
+// wasi-libc, as std linked it: `memcmp` (slice and string comparison) is all the plugin takes
+// from it now that the crate is `no_std` in the VM; the linker leaves the rest out.
+#[link(name = "c")]
+extern "C" {}
 
 /// Module start-up (WASI reactor): static constructors, then the logger.
 #[no_mangle]
@@ -72,7 +101,7 @@ pub extern "C" fn _initialize() {
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     let mut buffer: Vec<u8> = Vec::with_capacity(size);
     let pointer = buffer.as_mut_ptr();
-    std::mem::forget(buffer);
+    ::core::mem::forget(buffer);
     pointer
 }
 
@@ -81,7 +110,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_id: u32) {
     with_contexts(|contexts| {
         if root_id == 0 {
             let host: Rc<dyn Host> = Rc::new(Envoy);
-            contexts.roots.insert(context_id, Root::new(host));
+            contexts.roots.push((context_id, Root::new(host)));
         } else {
             contexts.created.insert(context_id, root_id);
         }
@@ -97,8 +126,7 @@ pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize
 pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) -> u32 {
     let configured = with_contexts(|contexts| {
         contexts
-            .roots
-            .get_mut(&root_id)
+            .root_mut(root_id)
             .is_some_and(|root| root.on_configure(configuration_size))
     });
     u32::from(configured.unwrap_or(false))
@@ -110,7 +138,7 @@ pub extern "C" fn proxy_on_request_headers(context_id: u32, headers: usize, end:
         let root = contexts
             .created
             .remove(&context_id)
-            .and_then(|root_id| contexts.roots.get(&root_id));
+            .and_then(|root_id| contexts.root(root_id));
         let Some(root) = root else {
             // A stream whose root was never created: never let it through unchecked.
             return Filter::refuse_unknown(&Envoy, context_id);
@@ -144,7 +172,7 @@ pub extern "C" fn proxy_on_http_call_response(
         match stream {
             Some(stream) => stream.on_http_call_response(token, headers, body_size, trailers),
             None => {
-                if let Some(root) = contexts.roots.get_mut(&root_id) {
+                if let Some(root) = contexts.root_mut(root_id) {
                     root.on_http_call_response(token, headers, body_size, trailers);
                 }
             }
@@ -155,7 +183,7 @@ pub extern "C" fn proxy_on_http_call_response(
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(root_id: u32) {
     with_contexts(|contexts| {
-        if let Some(root) = contexts.roots.get_mut(&root_id) {
+        if let Some(root) = contexts.root_mut(root_id) {
             root.on_tick();
         }
     });
@@ -173,7 +201,7 @@ pub extern "C" fn proxy_on_delete(context_id: u32) {
             }
             stream.on_done();
         } else {
-            contexts.roots.remove(&context_id);
+            contexts.roots.retain(|(id, _)| *id != context_id);
         }
     });
 }

@@ -9,6 +9,7 @@ use crate::core::stats::Stat;
 use crate::proxy::counters::Counters;
 use crate::proxy::host::Action;
 use crate::proxy::host::{Call, Host, Status};
+use alloc::vec;
 use log::{debug, error, warn};
 
 /// Dispatches the auth call for a paused request (its token, and the context it forwards); the

@@ -3,8 +3,8 @@
 
 use crate::core::stats::Stat;
 use crate::proxy::host::Host;
+use ::core::cell::Cell;
 use log::warn;
-use std::cell::Cell;
 
 /// How long a count may wait in the VM before the root's tick hands it to Envoy.
 pub const FLUSH_MS: u32 = 100;

@@ -324,6 +324,10 @@ impl Host for FakeHost {
         state.now
     }
 
+    fn random_keys(&self) -> [u64; 2] {
+        [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210]
+    }
+
     fn follow_log_level(&self) {}
 
     fn set_tick_period_ms(&self, period: u32) -> Result<(), Status> {

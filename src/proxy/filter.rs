@@ -22,10 +22,10 @@ use crate::proxy::counters::Counters;
 use crate::proxy::host::{Action, Host};
 use crate::proxy::hostio;
 use crate::proxy::vm_state::{Answer, Flight, Follower, VmState};
+use ::core::cell::OnceCell;
+use alloc::rc::Rc;
+use alloc::{string::String, vec::Vec};
 use log::{debug, error, info, warn};
-use std::cell::OnceCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 
 /// Tick period while orphaned followers wait for the root to re-dispatch their call.
 const ORPHAN_TICK_MS: u32 = 1;
@@ -34,8 +34,8 @@ const ORPHAN_TICK_MS: u32 = 1;
 pub struct Root {
     rules: Option<Rc<RuleSet>>,
     state: Rc<VmState>,
-    /// Calls the root re-dispatched for orphaned followers: token id → flight key.
-    calls: HashMap<u32, String>,
+    /// Calls the root re-dispatched for orphaned followers (rare, a few): token id → flight key.
+    calls: Vec<(u32, String)>,
 }
 
 impl Root {
@@ -43,7 +43,7 @@ impl Root {
         Root {
             rules: None,
             state: Rc::new(VmState::new(host, Counters::default())),
-            calls: HashMap::new(),
+            calls: Vec::new(),
         }
     }
 }
@@ -57,9 +57,10 @@ impl Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(key) = self.calls.remove(&token_id) else {
+        let Some(at) = self.calls.iter().position(|(token, _)| *token == token_id) else {
             return;
         };
+        let (_, key) = self.calls.swap_remove(at);
         let answer = Answer::read(self.state.host(), body_size);
         let first = self.state.flights.borrow().get(&key).and_then(|flight| {
             flight
@@ -156,7 +157,7 @@ impl Root {
         };
         match dispatch(self.state.host(), &config, &pending) {
             Ok(token_id) => {
-                self.calls.insert(token_id, key);
+                self.calls.push((token_id, key));
             }
             Err(_) => self.state.fail_followers(&key),
         }
@@ -210,7 +211,7 @@ impl RequestView for HostRequest<'_> {
         let headers = self
             .headers
             .get_or_init(|| self.state.host.request_headers());
-        std::str::from_utf8(hostio::first_value(headers, name)?).ok()
+        ::core::str::from_utf8(hostio::first_value(headers, name)?).ok()
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<String> {
@@ -265,7 +266,7 @@ impl Filter {
             config,
             pending,
             ..
-        } = std::mem::replace(&mut self.stage, Stage::Done)
+        } = ::core::mem::replace(&mut self.stage, Stage::Done)
         else {
             return;
         };
@@ -302,7 +303,7 @@ impl Filter {
 
     /// The stream has ended: leave its call (to the root) or its flight.
     pub fn on_done(&mut self) -> bool {
-        match std::mem::replace(&mut self.stage, Stage::Done) {
+        match ::core::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Leading { key, .. } => self.abandon(&key),
             Stage::Following { key } => self.unfollow(&key),
             Stage::Idle | Stage::Done => {}

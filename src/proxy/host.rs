@@ -2,8 +2,9 @@
 //! tests' fake host records them. Nothing else in the adapter touches the ABI.
 
 use crate::proxy::hostio::{self, Buffer, Map};
+use ::core::time::Duration;
+use alloc::vec::Vec;
 use log::LevelFilter;
-use std::time::Duration;
 
 pub use crate::proxy::hostio::Status;
 
@@ -69,6 +70,8 @@ pub trait Host {
     fn increment(&self, id: u32, offset: u64) -> Result<(), Status>;
     /// Wall-clock seconds since the Unix epoch.
     fn now_secs(&self) -> u64;
+    /// Two random 64-bit keys (for the VM's hash-flooding-resistant map).
+    fn random_keys(&self) -> [u64; 2];
     /// Makes the plugin's log calls below the level of Envoy's `wasm` logger free: skipped
     /// inside the VM, no formatting, no hostcall.
     fn follow_log_level(&self);
@@ -94,7 +97,7 @@ impl Host for Envoy {
 
     fn call_status(&self) -> Option<u16> {
         let bytes = hostio::header(Map::CallResponseHeaders, ":status")?;
-        std::str::from_utf8(&bytes).ok()?.parse().ok()
+        ::core::str::from_utf8(&bytes).ok()?.parse().ok()
     }
 
     fn call_body(&self, max: usize) -> Vec<u8> {
@@ -150,6 +153,10 @@ impl Host for Envoy {
 
     fn now_secs(&self) -> u64 {
         hostio::now_secs()
+    }
+
+    fn random_keys(&self) -> [u64; 2] {
+        hostio::random_keys()
     }
 
     fn follow_log_level(&self) {

@@ -6,7 +6,8 @@
 //! gone). Values the host returns live in memory from [`crate::proxy::abi`]'s allocator.
 
 use crate::core::bytes;
-use std::ptr::null_mut;
+use ::core::ptr::null_mut;
+use alloc::vec::Vec;
 
 /// proxy-wasm `Status::Ok`.
 const OK: u32 = 0;
@@ -31,9 +32,9 @@ pub enum Buffer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status(pub u32);
 
-impl std::fmt::Display for Status {
+impl ::core::fmt::Display for Status {
     /// The ABI name (proxy-wasm `WasmResult`), so logs read like Envoy's.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         let name = match self.0 {
             1 => "NotFound",
             2 => "BadArgument",
@@ -286,6 +287,33 @@ pub fn log(level: u32, message: &str) {
     unsafe {
         proxy_log(level, message.as_ptr(), message.len());
     }
+}
+
+// WASI's randomness, which Envoy and the test host serve to proxy-wasm modules too.
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn random_get(buf: *mut u8, len: usize) -> i32;
+}
+
+/// Sixteen random bytes as two keys; should the host refuse, the clock's nanoseconds (weaker,
+/// but unknown to a remote client to the nanosecond).
+pub fn random_keys() -> [u64; 2] {
+    let mut bytes = [0u8; 16];
+    // SAFETY: a live local buffer of the length given; the host writes at most that many bytes.
+    let errno = unsafe { random_get(bytes.as_mut_ptr(), bytes.len()) };
+    let (low, high) = bytes.split_at(8);
+    let word = |half: &[u8]| {
+        let mut buffer = [0u8; 8];
+        buffer.copy_from_slice(half);
+        u64::from_le_bytes(buffer)
+    };
+    if errno == 0 {
+        return [word(low), word(high)];
+    }
+    let mut nanos = 0u64;
+    // SAFETY: pointer to a live local.
+    unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    [nanos, nanos.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15]
 }
 
 /// Wall-clock time in whole seconds since the Unix epoch (0 if the host refuses).

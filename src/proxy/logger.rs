@@ -5,6 +5,7 @@
 //! nothing unless Envoy would print them.
 
 use crate::proxy::hostio;
+use alloc::{format, string::ToString};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct EnvoyLog;
@@ -36,13 +37,17 @@ impl Log for EnvoyLog {
     fn flush(&self) {}
 }
 
-/// Installs the logger (everything passes until the root reads Envoy's level) and a panic hook
-/// that logs the panic as critical before the VM aborts.
+/// Installs the logger (everything passes until the root reads Envoy's level).
 pub fn install() {
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(LevelFilter::Trace);
     }
-    std::panic::set_hook(Box::new(|panic| {
-        hostio::log(5, &format!("easy-jwt: panic: {panic}"));
-    }));
+}
+
+/// A panic (the plugin has none: `src/lib.rs` denies the panicking constructs) is logged as
+/// critical, then the VM traps and Envoy fails the plugin instead of running on broken state.
+#[panic_handler]
+fn on_panic(panic: &::core::panic::PanicInfo) -> ! {
+    hostio::log(5, &format!("easy-jwt: panic: {panic}"));
+    ::core::arch::wasm32::unreachable()
 }

@@ -10,7 +10,8 @@
 //! - [`counters`] — the Envoy counters of one VM;
 //! - [`host`]     — the `Host` trait and [`host::Envoy`], the real host;
 //! - [`hostio`]   — raw proxy-wasm 0.2.1 hostcalls that report a status instead of panicking;
-//! - [`logger`]   — the `log` crate's records as `proxy_log` lines.
+//! - [`logger`]   — the `log` crate's records as `proxy_log` lines, and the panic handler;
+//! - [`heap`]     — the VM's memory allocator (the crate is `no_std` in the VM).
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
@@ -19,6 +20,7 @@ pub mod counters;
 #[cfg(test)]
 mod fake;
 pub mod filter;
+pub mod heap;
 pub mod host;
 mod hostio;
 #[cfg(target_arch = "wasm32")]

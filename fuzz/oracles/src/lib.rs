@@ -18,6 +18,7 @@ pub mod percent;
 pub mod targets {
     pub mod auth_response;
     pub mod config;
+    pub mod json;
     pub mod path;
     pub mod request;
     pub mod token;

@@ -30,9 +30,10 @@ fn replay(corpus: &str, target: &str, check: Oracle) -> usize {
 /// An oracle: panics when its input breaks an invariant.
 type Oracle = fn(&[u8]);
 
-const TARGETS: [(&str, Oracle); 5] = [
+const TARGETS: [(&str, Oracle); 6] = [
     ("auth_response", targets::auth_response::check),
     ("config", targets::config::check),
+    ("json", targets::json::check),
     ("path", targets::path::check),
     ("request", targets::request::check),
     ("token", targets::token::check),
