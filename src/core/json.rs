@@ -2,8 +2,8 @@
 //! answer and a JWT's claims in, call bodies and mapped fields out.
 //!
 //! Its own small reader instead of serde_json: serde_json with its map, float tables and error
-//! machinery was about 25 KB of a 150 KB artifact (docs/architecture.md "Size"); what the plugin
-//! needs from JSON is a few field lookups. Differences from serde_json, all on purpose:
+//! machinery took 20 KB of the artifact (docs/architecture.md "Size"), for what is a few field
+//! lookups. Differences from serde_json, all on purpose:
 //! - numbers are kept as written ([`Number`]), so nothing here parses or prints floats;
 //! - a member name that appears twice in one object is an error (serde_json keeps the last):
 //!   two `uid`s in an answer, or two `tokenServerPort`s in a configuration, are ambiguous;
