@@ -198,6 +198,9 @@ impl Number {
     /// The integer part of a non-negative number in any notation (`1754386348`,
     /// `1754386348.9`, `1.754386348e9`); `None` for a negative number or one beyond `u64`.
     pub fn floor_u64(&self) -> Option<u64> {
+        if let Some(integer) = self.as_u64() {
+            return Some(integer);
+        }
         let text = self.0.as_bytes();
         if text.first() == Some(&b'-') {
             return None;

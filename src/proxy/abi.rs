@@ -30,7 +30,11 @@ use log::error;
 struct Contexts {
     /// Root contexts: one per plugin instance sharing this VM, a handful at most.
     roots: Vec<(u32, Root)>,
-    /// Streams created and not yet at their request headers: stream id → root id.
+    /// Streams created and not yet at their request headers whose root is not the VM's only
+    /// root (several plugin instances share the VM, or an unknown root id): stream id → root id.
+    /// With one root, the common case, a stream is that root's and nothing is stored: Envoy
+    /// creates a stream's context from `decodeHeaders` right before its request headers
+    /// (docs/host-semantics.md "An HTTP stream"), so no root can come or go in between.
     created: HashMap<u32, u32, FxBuild>,
     /// Streams waiting for a call (their own or another's); a stream decided in its request
     /// headers is never stored.
@@ -50,6 +54,22 @@ impl Contexts {
     fn root_mut(&mut self, id: u32) -> Option<&mut Root> {
         let found = self.roots.iter_mut().find(|(root, _)| *root == id);
         found.map(|(_, root)| root)
+    }
+
+    /// Whether `id` is the one and only root of this VM.
+    fn is_only_root(&self, id: u32) -> bool {
+        matches!(self.roots.as_slice(), [(only, _)] if *only == id)
+    }
+
+    /// The root of a stream at its request headers (the stream leaves `created`).
+    fn root_of(&mut self, stream_id: u32) -> Option<&Root> {
+        match self.created.remove(&stream_id) {
+            Some(root_id) => self.root(root_id),
+            None => match self.roots.as_slice() {
+                [(_, only)] => Some(only),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -111,7 +131,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_id: u32) {
         if root_id == 0 {
             let host: Rc<dyn Host> = Rc::new(Envoy);
             contexts.roots.push((context_id, Root::new(host)));
-        } else {
+        } else if !contexts.is_only_root(root_id) {
             contexts.created.insert(context_id, root_id);
         }
     });
@@ -135,11 +155,7 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(context_id: u32, headers: usize, end: u32) -> u32 {
     let action = with_contexts(|contexts| {
-        let root = contexts
-            .created
-            .remove(&context_id)
-            .and_then(|root_id| contexts.root(root_id));
-        let Some(root) = root else {
+        let Some(root) = contexts.root_of(context_id) else {
             // A stream whose root was never created: never let it through unchecked.
             return Filter::refuse_unknown(&Envoy, context_id);
         };
@@ -194,8 +210,16 @@ pub extern "C" fn proxy_on_tick(root_id: u32) {
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with_contexts(|contexts| {
-        contexts.created.remove(&context_id);
-        if let Some(mut stream) = contexts.streams.remove(&context_id) {
+        if !contexts.created.is_empty() {
+            contexts.created.remove(&context_id);
+        }
+        // Most streams were decided in their request headers and never stored.
+        let waiting = if contexts.streams.is_empty() {
+            None
+        } else {
+            contexts.streams.remove(&context_id)
+        };
+        if let Some(mut stream) = waiting {
             if let Some(token) = stream.call_token() {
                 contexts.calls.remove(&token);
             }
