@@ -25,6 +25,7 @@ pub fn hex_value(byte: u8) -> Option<u8> {
 }
 
 /// Whether `a` and `b` hold the same bytes.
+#[inline]
 pub fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
