@@ -93,7 +93,7 @@ fn decoded_name(pair: &str) -> Cow<'_, str> {
 /// result is one U+FFFD (the URL standard replaces each bad sequence): such a value is never a
 /// token (tokens are printable ASCII) nor a configured parameter name, which is all that matters
 /// here, and the plugin carries no lossy UTF-8 decoder for it.
-pub fn form_decode(raw: &str) -> Cow<'_, str> {
+fn form_decode(raw: &str) -> Cow<'_, str> {
     if !raw.bytes().any(|b| b == b'+' || b == b'%') {
         return Cow::Borrowed(raw);
     }
