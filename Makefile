@@ -130,6 +130,7 @@ define deploy_checks
 	$(PYENV_PY) tools/plugin_spec.py --out target/test-deploy/oci/spec.yaml
 	$(PYENV_PY) tests/deploy/check_spec.py target/test-deploy/oci/spec.yaml
 	$(PYENV_PY) tests/deploy/check_kustomize.py
+	$(PYENV_PY) tests/deploy/check_istio.py
 	PYTHON='$(PYENV_PY)' tests/deploy/check_push.sh
 endef
 
