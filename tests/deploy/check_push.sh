@@ -13,6 +13,10 @@
 #     temporary OCI_DIR, give: a spec.yaml that tests/deploy/check_spec.py accepts, the READMEs as
 #     they are, and a gzip'd tar holding exactly plugin.wasm (the file Higress's gateway extracts
 #     from the last layer), byte for byte, owner 0, mtime 0, the same bytes on every run.
+#  2b. Istio's image fetcher (its rule, restated from istio/istio pkg/wasm/imagefetcher.go), given
+#     the manifest oras 1.0 writes for those operands (OCI image manifest, layers in operand order),
+#     extracts exactly ./plugin.wasm from the last layer; with plugin.tar.gz moved off the end it
+#     finds nothing (so the check depends on the layer order).
 #  3. `make -n image` builds deploy/Dockerfile for linux/amd64, tagged easy-jwt:<version>.
 # Needs plugin.wasm at the repository root (make build) and PyYAML/jsonschema in $PYTHON.
 set -euo pipefail
@@ -129,6 +133,79 @@ with tarfile.open(fileobj=io.BytesIO(gzip.decompress(raw))) as tar:
     if tar.extractfile(m).read() != open(wasm, "rb").read():
         fail("plugin.wasm in the layer differs from ./plugin.wasm")
 print(f"check_push: staged layers OK (plugin.tar.gz {len(raw)} bytes, reproducible)")
+EOF
+
+# 2b. Istio's wasm image fetcher (istio/istio pkg/wasm/imagefetcher.go, PrepareFetch; Envoy Gateway's
+# internal/wasm/imagefetcher.go is the same code) on the image make push builds: oras 1.0 writes an
+# OCI image manifest whose layers are the `oras push` operands in order, with their media types.
+"$py" - "$tmp/push.sh" "$tmp/oci" plugin.wasm <<'EOF' || exit 1
+import gzip, io, os, re, shlex, sys, tarfile
+push_sh, oci, wasm_path = sys.argv[1:4]
+def fail(msg):
+    print(f"check_push: FAILED: Istio's image fetcher: {msg}", file=sys.stderr); sys.exit(1)
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+WASM_LAYER = "application/vnd.module.wasm.content.layer.v1+wasm"
+
+def plugin_wasm(blob):
+    """extractWasmPluginBinary: the first tar entry whose base name is plugin.wasm, in a tar.gz."""
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        for m in tar.getmembers():
+            if os.path.basename(m.name) == "plugin.wasm":
+                return tar.extractfile(m).read()
+    raise ValueError("plugin.wasm not found in the archive")
+
+def istio_fetch(manifest_media_type, layers):
+    """PrepareFetch's binaryFetcher: layers is [(media type, blob)] in manifest order."""
+    if not layers:
+        raise ValueError("number of layers must be greater than zero")
+    media_type, blob = layers[-1]
+    if manifest_media_type == DOCKER_MANIFEST:          # extractDockerImage
+        if media_type != DOCKER_LAYER:
+            raise ValueError(f"invalid media type {media_type} (expect {DOCKER_LAYER})")
+        return plugin_wasm(blob)
+    errors = []
+    if media_type == OCI_LAYER:                          # extractOCIStandardImage (compat variant)
+        try:
+            return plugin_wasm(blob)
+        except Exception as e:
+            errors.append(f"compat: {e}")
+    else:
+        errors.append(f"compat: invalid media type {media_type} (expect {OCI_LAYER})")
+    if len(layers) != 2:                                 # extractOCIArtifactImage (oci variant)
+        errors.append(f"oci: number of layers must be 2 but got {len(layers)}")
+    else:
+        wasm = [b for t, b in layers if t == WASM_LAYER]
+        if wasm:
+            return wasm[0]
+        errors.append(f"oci: could not find the layer of type {WASM_LAYER}")
+    raise ValueError("; ".join(errors))
+
+line = next(l for l in open(push_sh, encoding="utf-8").read().splitlines() if re.search(r"\boras push\b", l))
+args = shlex.split(line.split(" && ", 1)[1])[2:]
+operands = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or not args[i - 1].startswith("--"))][1:]
+layers = []
+for op in operands:
+    path, media_type = op.rsplit(":", 1)
+    layers.append((media_type, open(os.path.join(oci, path), "rb").read()))
+want = open(wasm_path, "rb").read()
+try:
+    got = istio_fetch(OCI_MANIFEST, layers)
+except ValueError as e:
+    fail(f"rejects the {len(layers)}-layer image of make push: {e}")
+if got != want:
+    fail("the module it extracts from make push's image is not ./plugin.wasm")
+# The order is what makes it work: with plugin.tar.gz anywhere but last, Istio finds no module.
+for i in range(len(layers) - 1):
+    moved = layers[:i] + layers[i + 1:] + [layers[i]]
+    try:
+        istio_fetch(OCI_MANIFEST, moved)
+    except ValueError:
+        continue
+    fail(f"the model accepts the image with {operands[i]} last: it does not test the layer order")
+print(f"check_push: Istio's fetcher takes plugin.wasm from the last of the {len(layers)} layers of make push's image")
 EOF
 
 # 3. the Docker image
