@@ -131,6 +131,7 @@ define deploy_checks
 	$(PYENV_PY) tests/deploy/check_spec.py target/test-deploy/oci/spec.yaml
 	$(PYENV_PY) tests/deploy/check_kustomize.py
 	$(PYENV_PY) tests/deploy/check_istio.py
+	$(PYENV_PY) tests/deploy/check_envoy_gateway.py
 	PYTHON='$(PYENV_PY)' tests/deploy/check_push.sh
 endef
 
