@@ -26,6 +26,9 @@ Usage (from anywhere; paths are relative to the repository root):
   5. when `kubectl` is on PATH: `kubectl kustomize deploy/istio` renders the url as
      oci://<newName>:<newTag> and every rendered resource passes check 1 again; a copy whose entry
      has `digest:` renders oci://<newName>@sha256:… (skipped, with a note, without kubectl).
+  6. the "Istio" sections of README.md and README_ZH.md say what these files do: `kubectl apply -k
+     deploy/istio/`, the images: entry's newName and newTag, the token server's FQDN and port, the
+     layer media type Istio's fetcher wants last (the one make push gives plugin.tar.gz).
 Needs PyYAML and jsonschema (target/pyenv: `make pyenv`).
 """
 
@@ -237,6 +240,21 @@ def main() -> int:
             got = one(rendered(copy), "WasmPlugin", "digest-pinned render")["spec"]["url"]
             assert got == f"{new_name}@{pinned['digest']}", f"digest-pinned render gave url {got!r}"
         print(f"check_istio: kubectl kustomize renders {len(out)} valid resources, url {want_url}")
+    # 6. the README sections
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    layer_type = re.search(r"\./plugin\.tar\.gz:(\S+)", makefile)
+    assert layer_type, "Makefile: no ./plugin.tar.gz:<media type> layer of make push"
+    for readme in ("README.md", "README_ZH.md"):
+        body = (ROOT / readme).read_text(encoding="utf-8")
+        sec = re.search(r"^### Istio\n(.*?)^### ", body, re.S | re.M)
+        assert sec, f"{readme}: no `### Istio` section followed by another ### section"
+        section = sec.group(1)
+        for needle in (
+            "kubectl apply -k deploy/istio/", f"newName: {new_name}", f'newTag: "{tag}"' if tag else "digest",
+            f"tokenServerFQDN: {fqdn}", f"tokenServerPort: {port}", layer_type.group(1), "PILOT_FILTER_GATEWAY_CLUSTER_CONFIG",
+        ):
+            assert needle in section, f"{readme} Istio section does not say {needle!r} (deploy/istio or the Makefile changed?)"
+
     print(f"check_istio: OK ({len(all_docs)} resources valid against {ISTIO_CRD.name} and kubernetes-definitions.json)")
     return 0
 
