@@ -13,10 +13,11 @@ TARGET := wasm32-wasip1
 PROFILE := wasm-release
 WASM_DIR := target/$(TARGET)/$(PROFILE)
 FUZZ_SECONDS ?= 30
-WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --strip-debug --strip-producers
-# plugin.wasm's size budget in bytes (128 KiB): `make build` fails above it when wasm-opt ran.
-SIZE_BUDGET := 131072
+# A ceiling that catches an accident (a dependency pulling in far more than it should), not a
+# budget: `make build` fails when plugin.wasm is larger (320 KiB).
+SIZE_CEILING := 327680
 
 # Envoy. ENVOY_VERSIONS are the builds the end-to-end tests run on; ENVOY_VERSION is the one
 # `make dev`, `make soak` and the README commands run. ENVOY=/path/to/envoy replaces all of them
@@ -56,19 +57,17 @@ help: ## List the targets and variables
 toolchain: ## Install the wasm32-wasip1 target (rustup)
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
-build: toolchain ## Build plugin.wasm (release, size-tuned; wasm-opt -Oz when installed)
+build: toolchain ## Build plugin.wasm (release; wasm-opt -O3 when installed)
 	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p easy-jwt
 	@if command -v wasm-opt >/dev/null; then \
 		wasm-opt $(WASM_OPT_FLAGS) $(WASM_DIR)/easy_jwt.wasm -o plugin.wasm; \
-		size=$$(stat -c %s plugin.wasm); \
-		echo "plugin.wasm: $$size bytes (budget $(SIZE_BUDGET))"; \
-		if [ $$size -gt $(SIZE_BUDGET) ]; then \
-			echo "error: plugin.wasm is $$((size - $(SIZE_BUDGET))) bytes over its budget (README \"Size\")" >&2; exit 1; \
-		fi; \
 	else \
-		echo "wasm-opt not found (apt-get install binaryen): shipping the unoptimised module, size budget not checked"; \
+		echo "wasm-opt not found (apt-get install binaryen): shipping the module as rustc wrote it"; \
 		cp $(WASM_DIR)/easy_jwt.wasm plugin.wasm; \
-		echo "plugin.wasm: $$(stat -c %s plugin.wasm) bytes"; \
+	fi
+	@size=$$(stat -c %s plugin.wasm); echo "plugin.wasm: $$size bytes"; \
+	if [ $$size -gt $(SIZE_CEILING) ]; then \
+		echo "error: plugin.wasm is $$size bytes, over the $(SIZE_CEILING)-byte ceiling: a dependency grew? (cargo tree -e normal -p easy-jwt --target $(TARGET))" >&2; exit 1; \
 	fi
 
 build-test-plugins: toolchain ## Build the host's probe and no-op test plugins and the bench's call and header floors

@@ -1,12 +1,7 @@
 //! easy-jwt: token-server authentication for Envoy-based gateways (Higress, Istio, Envoy) as one
 //! proxy-wasm plugin (ABI 0.2.1). See `docs/architecture.md` for the request's path through the
-//! [`core`] (decides, no hostcalls) and the [`proxy`] adapter (hostcalls).
+//! [`core`] (decides, no hostcalls) and the [`proxy`] adapter (the proxy-wasm SDK, hostcalls).
 
-// In the VM the crate is `no_std` (alloc only): std's I/O, environment, WASI error tables and
-// panic machinery took 36 KB of the artifact (docs/architecture.md "Size"). `proxy::heap` is the
-// allocator and `proxy::logger` the panic handler. Natively (unit tests, the fuzz oracles) std is
-// there as usual.
-#![cfg_attr(target_arch = "wasm32", no_std)]
 // A panic aborts the VM and takes the gateway's traffic with it: the plugin never panics (test
 // code may: clippy.toml allows it in `#[cfg(test)]`). Integration tests are other crates.
 #![deny(

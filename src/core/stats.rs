@@ -21,11 +21,14 @@ pub enum Stat {
     FailOpen,
     /// An `allowed` request answered from the auth cache.
     CacheHit,
+    /// Envoy refused a header edit the decision needed (the identity headers could not be set
+    /// or a client's copy removed): the request was refused with a 500, never let through.
+    InternalError,
 }
 
 impl Stat {
     /// Every counter, in definition order.
-    pub const ALL: [Stat; 8] = [
+    pub const ALL: [Stat; 9] = [
         Stat::Allowed,
         Stat::Denied,
         Stat::TokenMissing,
@@ -34,6 +37,7 @@ impl Stat {
         Stat::TokenServerFailure,
         Stat::FailOpen,
         Stat::CacheHit,
+        Stat::InternalError,
     ];
 
     /// The metric name passed to `proxy_define_metric`.
@@ -47,6 +51,7 @@ impl Stat {
             Stat::TokenServerFailure => "easy_jwt.token_server_failure",
             Stat::FailOpen => "easy_jwt.fail_open",
             Stat::CacheHit => "easy_jwt.cache_hit",
+            Stat::InternalError => "easy_jwt.internal_error",
         }
     }
 

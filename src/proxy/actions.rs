@@ -9,7 +9,6 @@ use crate::core::stats::Stat;
 use crate::proxy::counters::Counters;
 use crate::proxy::host::Action;
 use crate::proxy::host::{Call, Host, Status};
-use alloc::vec;
 use log::{debug, error, warn};
 
 /// Dispatches the auth call for a paused request (its token, and the context it forwards); the
@@ -59,7 +58,7 @@ pub fn carry_out(
             if !apply_edits(host, context_id, &edits) {
                 // The identity headers could not be set, so a client-sent copy might remain:
                 // never let such a request through (fail closed).
-                counters.count(Stat::TokenServerFailure);
+                counters.count(Stat::InternalError);
                 return local_reply(
                     host,
                     context_id,
@@ -120,6 +119,7 @@ fn details(stat: Stat) -> &'static str {
         Stat::TokenMissing => "easy_jwt.token_missing",
         Stat::Denied => "easy_jwt.denied",
         Stat::TokenServerFailure => "easy_jwt.token_server_failure",
+        Stat::InternalError => "easy_jwt.header_edit_failed",
         // Outcomes that never reply; listed so a new counter must be placed here.
         Stat::Allowed | Stat::Ignored | Stat::Anonymous | Stat::FailOpen | Stat::CacheHit => {
             "easy_jwt.refused"

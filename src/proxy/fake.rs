@@ -2,7 +2,6 @@
 //! shared data and counters (shareable between fake VMs), and a record of every effect.
 
 use crate::proxy::host::{Call, Host, Status};
-use crate::proxy::hostio;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -39,7 +38,7 @@ pub struct Process {
 #[derive(Debug, Default)]
 struct State {
     effective: u32,
-    headers: HashMap<u32, Vec<(String, String)>>,
+    headers: HashMap<u32, Vec<(String, Vec<u8>)>>,
     properties: HashMap<u32, Vec<(String, Vec<u8>)>>,
     configuration: Vec<u8>,
     answer: Option<(Option<u16>, Vec<u8>)>,
@@ -91,10 +90,16 @@ impl FakeHost {
     /// Registers stream `context` with its request headers and makes it the effective one (what
     /// Envoy does before calling the stream's callbacks).
     pub fn stream(&self, context: u32, headers: &[(&str, &str)]) {
+        let raw: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        self.stream_bytes(context, &raw);
+    }
+
+    /// [`FakeHost::stream`] with raw header values (a client may send any byte).
+    pub fn stream_bytes(&self, context: u32, headers: &[(&str, &[u8])]) {
         let mut state = self.state.borrow_mut();
         let headers = headers
             .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
             .collect();
         state.headers.insert(context, headers);
         state.effective = context;
@@ -104,6 +109,11 @@ impl FakeHost {
         let mut state = self.state.borrow_mut();
         let list = state.properties.entry(context).or_default();
         list.push((path.to_string(), value.as_bytes().to_vec()));
+    }
+
+    /// Stream `context` is gone from Envoy (its client left): hostcalls on it are refused.
+    pub fn end(&self, context: u32) {
+        self.state.borrow_mut().headers.remove(&context);
     }
 
     /// Makes `context` the effective one (Envoy does so before each callback).
@@ -159,7 +169,7 @@ impl FakeHost {
                 headers
                     .iter()
                     .filter(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                     .collect()
             })
             .unwrap_or_default()
@@ -184,27 +194,25 @@ impl FakeHost {
         let headers = state.headers.get_mut(&effective).ok_or(BAD_ARGUMENT)?;
         headers.retain(|(n, _)| n != name);
         if let Some(value) = value {
-            headers.push((name.to_string(), value.to_string()));
+            headers.push((name.to_string(), value.as_bytes().to_vec()));
         }
         Ok(())
     }
 }
 
 impl Host for FakeHost {
-    fn request_headers(&self) -> Vec<u8> {
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
         let state = self.state.borrow();
-        let headers: Vec<(&str, &str)> = state
-            .headers
-            .get(&state.effective)
-            .map(|list| list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
-            .unwrap_or_default();
-        hostio::serialize_pairs(&headers)
+        let headers = state.headers.get(&state.effective);
+        let pairs = headers.map(|list| list.iter().map(|(n, v)| (n.clone(), v.clone())));
+        pairs.map(Iterator::collect).unwrap_or_default()
     }
 
-    fn property(&self, path: &str) -> Option<Vec<u8>> {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         let state = self.state.borrow();
         let list = state.properties.get(&state.effective)?;
-        let (_, value) = list.iter().find(|(p, _)| p == path)?;
+        let dotted = path.join(".");
+        let (_, value) = list.iter().find(|(p, _)| *p == dotted)?;
         Some(value.clone())
     }
 
@@ -322,10 +330,6 @@ impl Host for FakeHost {
         let mut state = self.state.borrow_mut();
         state.clock_reads += 1;
         state.now
-    }
-
-    fn random_keys(&self) -> [u64; 2] {
-        [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210]
     }
 
     fn follow_log_level(&self) {}

@@ -1,14 +1,9 @@
-//! The proxy-wasm contexts: Envoy callbacks become core inputs, core decisions become hostcalls.
-//!
-//! [`Root`] parses the configuration in `on_configure`; each [`Filter`] (one per HTTP stream)
-//! asks the core for a decision on the request headers and again when the token server answers.
-//! After a local reply it returns `Pause` and never resumes (docs/host-semantics.md §4).
-//!
-//! Calls are coalesced per VM: while a call for a token is in flight, later requests with the
-//! same token wait for its answer instead of calling again. The stream that made the call (the
-//! leader) resolves them with `proxy_set_effective_context`. If the leader's client goes away
-//! first, its answer is dropped by the SDK (the context is gone), so the root re-dispatches the
-//! call on its next tick and resolves the followers itself.
+//! The plugin's contexts, free of the SDK: [`Root`] (one per plugin instance in a VM) parses the
+//! configuration in `on_configure`; each [`Filter`] (one per HTTP stream) asks the core for a
+//! decision on the request headers, and the call's answer resolves it ([`crate::proxy::flights`]).
+//! `proxy::context` hands them Envoy's callbacks through the SDK; the unit tests call them
+//! directly over the fake host. After a local reply a stream returns `Pause` and is never
+//! resumed (docs/host-semantics.md §4).
 
 use crate::core::auth::{self, Pending, Step};
 use crate::core::config::Config;
@@ -19,37 +14,34 @@ use crate::core::stats::Stat;
 use crate::core::token;
 use crate::proxy::actions::{dispatch, local_reply};
 use crate::proxy::counters::Counters;
+use crate::proxy::flights::{Left, Waiter};
 use crate::proxy::host::{Action, Host};
-use crate::proxy::hostio;
-use crate::proxy::vm_state::{Answer, Flight, Follower, VmState};
-use ::core::cell::OnceCell;
-use alloc::rc::Rc;
-use alloc::{string::String, vec::Vec};
+use crate::proxy::vm_state::VmState;
 use log::{debug, error, info, warn};
+use std::cell::OnceCell;
+use std::rc::Rc;
 
-/// Tick period while orphaned followers wait for the root to re-dispatch their call.
+/// Tick period while orphaned waiters wait for the root to call again.
 const ORPHAN_TICK_MS: u32 = 1;
 
-/// The root context: configuration, counters, cache and in-flight calls of this VM.
+/// The root context: configuration, counters, cache and calls in flight of this VM.
 pub struct Root {
+    id: u32,
     rules: Option<Rc<RuleSet>>,
     state: Rc<VmState>,
-    /// Calls the root re-dispatched for orphaned followers (rare, a few): token id → flight key.
-    calls: Vec<(u32, String)>,
 }
 
 impl Root {
-    pub fn new(host: Rc<dyn Host>) -> Root {
+    /// Root context `id` of a VM on `host`.
+    pub fn new(id: u32, host: Rc<dyn Host>) -> Root {
         Root {
+            id,
             rules: None,
             state: Rc::new(VmState::new(host, Counters::default())),
-            calls: Vec::new(),
         }
     }
-}
 
-impl Root {
-    /// An answer to a call the root made ([`Root::redispatch`]); others are ignored.
+    /// The answer to a call the root made for orphaned waiters ([`Root::on_tick`]).
     pub fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -57,22 +49,7 @@ impl Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(at) = self.calls.iter().position(|(token, _)| *token == token_id) else {
-            return;
-        };
-        let (_, key) = self.calls.swap_remove(at);
-        let answer = Answer::read(self.state.host(), body_size);
-        let first = self.state.flights.borrow().get(&key).and_then(|flight| {
-            flight
-                .followers
-                .first()
-                .map(|f| (Rc::clone(&f.config), f.pending.clone()))
-        });
-        if let Some((config, pending)) = first {
-            self.state
-                .remember(&config, &pending, &auth::judge(&config, answer.view()));
-        }
-        self.state.release(&key, &answer);
+        self.state.land(token_id, body_size);
     }
 
     /// Parses the plugin configuration; false (with the error logged) refuses it.
@@ -111,19 +88,12 @@ impl Root {
         }
     }
 
-    /// Re-dispatches the calls of orphaned followers, hands the pending counts to Envoy, then
-    /// stops the timer.
+    /// Calls again for orphaned waiters, hands the pending counts to Envoy, then stops the
+    /// timer.
     pub fn on_tick(&mut self) {
-        let orphans: Vec<String> = self
-            .state
-            .flights
-            .borrow()
-            .iter()
-            .filter(|(_, flight)| flight.orphaned)
-            .map(|(key, _)| key.clone())
-            .collect();
+        let orphans = self.state.flights.borrow().orphans();
         for key in orphans {
-            self.redispatch(key);
+            self.call_again(&key);
         }
         self.state.ticked();
     }
@@ -138,28 +108,28 @@ impl Root {
         }
     }
 
-    /// Calls the token server for followers whose leader went away.
-    fn redispatch(&mut self, key: String) {
+    /// Makes the call of an orphaned flight again, from the root: its answer comes here.
+    fn call_again(&mut self, key: &str) {
         let call = {
-            let mut flights = self.state.flights.borrow_mut();
-            let Some(flight) = flights.get_mut(&key) else {
-                return;
-            };
-            flight.orphaned = false;
-            flight
-                .followers
-                .first()
-                .map(|f| (Rc::clone(&f.config), f.pending.clone()))
+            let flights = self.state.flights.borrow();
+            let first = flights.first_waiter(key);
+            first.map(|w| (Rc::clone(&w.config), w.pending.clone()))
         };
         let Some((config, pending)) = call else {
-            self.state.flights.borrow_mut().remove(&key);
             return;
         };
         match dispatch(self.state.host(), &config, &pending) {
-            Ok(token_id) => {
-                self.calls.push((token_id, key));
+            Ok(token_id) => self
+                .state
+                .flights
+                .borrow_mut()
+                .restart(key, token_id, self.id),
+            Err(_) => {
+                let flight = self.state.flights.borrow_mut().abandon(key);
+                if let Some(flight) = flight {
+                    self.state.fail(flight);
+                }
             }
-            Err(_) => self.state.fail_followers(&key),
         }
     }
 }
@@ -167,15 +137,8 @@ impl Root {
 /// Where one stream is in the auth flow.
 enum Stage {
     Idle,
-    /// This stream's call is in flight.
-    Leading {
-        token_id: u32,
-        key: String,
-        config: Rc<Config>,
-        pending: Pending,
-    },
-    /// Waiting for another stream's call for the same token.
-    Following {
+    /// Paused in the flight of this key (its own call, or another stream's).
+    Waiting {
         key: String,
     },
     Done,
@@ -194,15 +157,15 @@ pub struct Filter {
 struct HostRequest<'a> {
     rules: &'a RuleSet,
     state: &'a VmState,
-    headers: OnceCell<Vec<u8>>,
+    headers: OnceCell<Vec<(String, Vec<u8>)>>,
 }
 
 /// Property paths of each stream attribute, in the order tried: upstream Envoy's name (the only
 /// one since Envoy 1.33), then the name Higress's gateway still serves (docs/host-semantics.md §2).
-fn property_paths(attribute: Attribute) -> [&'static str; 2] {
+fn property_paths(attribute: Attribute) -> [&'static [&'static str]; 2] {
     match attribute {
-        Attribute::RouteName => ["xds\0route_name", "route_name"],
-        Attribute::ClusterName => ["xds\0cluster_name", "cluster_name"],
+        Attribute::RouteName => [&["xds", "route_name"], &["route_name"]],
+        Attribute::ClusterName => [&["xds", "cluster_name"], &["cluster_name"]],
     }
 }
 
@@ -211,7 +174,11 @@ impl RequestView for HostRequest<'_> {
         let headers = self
             .headers
             .get_or_init(|| self.state.host.request_headers());
-        ::core::str::from_utf8(hostio::first_value(headers, name)?).ok()
+        let (_, value) = headers
+            .iter()
+            .find(|(found, _)| found.eq_ignore_ascii_case(name))?;
+        // A value that is not UTF-8 (a client may send any byte) reads as absent.
+        std::str::from_utf8(value).ok()
     }
 
     fn attribute(&self, attribute: Attribute) -> Option<String> {
@@ -241,16 +208,17 @@ impl HostRequest<'_> {
         self.state.unserved.set(unserved);
         let [path, legacy] = property_paths(attribute);
         warn!(
-            "easy-jwt: the host gave neither `{}` nor `{legacy}` for a request (a gateway that serves neither, or a route without one): {} cannot match such requests (said once per VM)",
-            path.replace('\0', "."),
+            "easy-jwt: the host gave neither `{}` nor `{}` for a request (a gateway that serves neither, or a route without one): {} cannot match such requests (said once per VM)",
+            path.join("."),
+            legacy.join("."),
             self.rules.rules_using(attribute).join(", ")
         );
     }
 }
 
 impl Filter {
-    /// The answer to this stream's call (the host delivers it to the root; [`crate::proxy::abi`]
-    /// finds this stream by the token).
+    /// The answer to this stream's call: lands its flight (this stream and every request that
+    /// joined it).
     pub fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -258,69 +226,20 @@ impl Filter {
         body_size: usize,
         _trailers: usize,
     ) {
-        if !matches!(&self.stage, Stage::Leading { token_id: t, .. } if *t == token_id) {
-            return;
-        }
-        let Stage::Leading {
-            key,
-            config,
-            pending,
-            ..
-        } = ::core::mem::replace(&mut self.stage, Stage::Done)
-        else {
-            return;
-        };
-        let answer = Answer::read(self.state.host(), body_size);
-        debug!(
-            "#{} easy-jwt: token server answered {}",
-            self.id,
-            answer.status.unwrap_or(0)
-        );
-        let verdict = auth::judge(&config, answer.view());
-        self.state.remember(&config, &pending, &verdict);
-        // The answer arrives on the root context: act on this stream from here on.
-        match self.state.host.set_effective_context(self.id) {
-            Ok(()) => self
-                .state
-                .finish(self.id, auth::decide(&config, verdict, pending)),
-            Err(status) => warn!("#{} easy-jwt: stream gone: {status}", self.id),
-        }
-        self.state.release(&key, &answer);
+        self.stage = Stage::Done;
+        self.state.land(token_id, body_size);
     }
 
-    /// Whether the stream waits for a call's answer (its own, or another stream's it follows).
-    pub fn is_waiting(&self) -> bool {
-        matches!(self.stage, Stage::Leading { .. } | Stage::Following { .. })
-    }
-
-    /// The token of this stream's call while it is in flight.
-    pub fn call_token(&self) -> Option<u32> {
-        match self.stage {
-            Stage::Leading { token_id, .. } => Some(token_id),
-            _ => None,
-        }
-    }
-
-    /// The stream has ended: leave its call (to the root) or its flight.
+    /// The stream has ended: it leaves the flight it waits in (an orphaned flight wakes the
+    /// root, which calls again for the waiters left).
     pub fn on_done(&mut self) -> bool {
-        match ::core::mem::replace(&mut self.stage, Stage::Done) {
-            Stage::Leading { key, .. } => self.abandon(&key),
-            Stage::Following { key } => self.unfollow(&key),
-            Stage::Idle | Stage::Done => {}
+        if let Stage::Waiting { key } = std::mem::replace(&mut self.stage, Stage::Done) {
+            let left = self.state.flights.borrow_mut().leave(&key, self.id);
+            if left == Left::Orphaned {
+                self.state.want_tick(ORPHAN_TICK_MS);
+            }
         }
         true
-    }
-
-    /// A stream the VM cannot serve (its root does not exist, or the host re-entered the VM):
-    /// refused with a local 503, never let through unchecked.
-    pub fn refuse_unknown(host: &dyn Host, context_id: u32) -> Action {
-        error!("#{context_id} easy-jwt: request refused: no context for this stream");
-        local_reply(
-            host,
-            context_id,
-            &not_configured(),
-            "easy_jwt.not_configured",
-        )
     }
 
     /// Decides on the request headers: continue, pause for a call, or answer locally.
@@ -355,7 +274,7 @@ impl Filter {
         }
     }
 
-    /// Cache, then an in-flight call for the same token, then a call of our own.
+    /// Cache, then a call in flight for the same token, then a call of our own.
     fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
         if let Some(identity) = self.state.cached(&config, &pending) {
             self.state.count(Stat::CacheHit);
@@ -364,62 +283,34 @@ impl Filter {
             return self.state.carry_out(self.id, decision);
         }
         let key = VmState::cache_key(&config, &pending);
-        if let Some(flight) = self.state.flights.borrow_mut().get_mut(&key) {
-            flight.followers.push(Follower {
-                context_id: self.id,
-                config,
-                pending,
-            });
-            self.stage = Stage::Following { key };
+        let waiter = Waiter {
+            context_id: self.id,
+            config,
+            pending,
+        };
+        let joined = self.state.flights.borrow_mut().join(&key, waiter);
+        let Err(waiter) = joined else {
+            self.stage = Stage::Waiting { key };
             return Action::Pause;
-        }
+        };
         debug!(
             "#{} easy-jwt: checking token {} with cluster {}",
             self.id,
-            token::redact(&pending.token),
-            config.token_server.cluster
+            token::redact(&waiter.pending.token),
+            waiter.config.token_server.cluster
         );
-        match dispatch(self.state.host(), &config, &pending) {
+        match dispatch(self.state.host(), &waiter.config, &waiter.pending) {
             Ok(token_id) => {
-                self.state
-                    .flights
-                    .borrow_mut()
-                    .insert(key.clone(), Flight::default());
-                self.stage = Stage::Leading {
-                    token_id,
-                    key,
-                    config,
-                    pending,
-                };
+                let flights = &mut self.state.flights.borrow_mut();
+                flights.start(key.clone(), token_id, self.id, waiter);
+                self.stage = Stage::Waiting { key };
                 Action::Pause
             }
             Err(_) => {
                 self.stage = Stage::Done;
-                let decision = auth::on_dispatch_error(&config, pending);
+                let decision = auth::on_dispatch_error(&waiter.config, waiter.pending);
                 self.state.carry_out(self.id, decision)
             }
-        }
-    }
-
-    /// The leader's stream ended before its answer: hand the followers to the root.
-    fn abandon(&self, key: &str) {
-        let mut flights = self.state.flights.borrow_mut();
-        let Some(flight) = flights.get_mut(key) else {
-            return;
-        };
-        if flight.followers.is_empty() {
-            flights.remove(key);
-            return;
-        }
-        flight.orphaned = true;
-        drop(flights);
-        self.state.want_tick(ORPHAN_TICK_MS);
-    }
-
-    /// A follower's stream ended: it no longer waits.
-    fn unfollow(&self, key: &str) {
-        if let Some(flight) = self.state.flights.borrow_mut().get_mut(key) {
-            flight.followers.retain(|f| f.context_id != self.id);
         }
     }
 }

@@ -1,22 +1,16 @@
 //! The hostcalls the adapter makes, behind one trait: [`Envoy`] makes them for real, the unit
 //! tests' fake host records them. Nothing else in the adapter touches the ABI.
 
-use crate::proxy::hostio::{self, Buffer, Map};
-use ::core::time::Duration;
-use alloc::vec::Vec;
+use crate::proxy::imports;
 use log::LevelFilter;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
+use std::time::{Duration, UNIX_EPOCH};
 
-pub use crate::proxy::hostio::Status;
+pub use crate::proxy::imports::Refused as Status;
 
-/// What a stream callback tells the host (ABI 0.2.1 values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Action {
-    /// Go on with the next filter.
-    Continue = 0,
-    /// Stop here: the request is paused, or answered locally.
-    Pause = 1,
-}
+/// What a stream callback tells the host: go on, or stop here (paused or answered locally).
+pub use proxy_wasm::types::Action;
 
 /// An HTTP call to a cluster (`proxy_http_call`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,11 +25,11 @@ pub struct Call<'a> {
 /// What the adapter asks of the host. Calls act on the effective context: the stream whose
 /// callback is running, or the one [`Host::set_effective_context`] chose.
 pub trait Host {
-    /// Every request header, in the map encoding (`hostio::serialize_pairs`); read once per
-    /// request, the view looks names up in it.
-    fn request_headers(&self) -> Vec<u8>;
-    /// A property by its path, segments joined by NUL (`xds\0route_name`).
-    fn property(&self, path: &str) -> Option<Vec<u8>>;
+    /// Every request header as Envoy holds it (lowercase names, raw values: a client may send
+    /// bytes that are not UTF-8); read once per request, the view looks names up in it.
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// A property by its path segments (`["xds", "route_name"]`).
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
     /// The plugin configuration (readable during `on_configure` only).
     fn plugin_configuration(&self) -> Vec<u8>;
     /// `:status` of the call answer being delivered.
@@ -70,8 +64,6 @@ pub trait Host {
     fn increment(&self, id: u32, offset: u64) -> Result<(), Status>;
     /// Wall-clock seconds since the Unix epoch.
     fn now_secs(&self) -> u64;
-    /// Two random 64-bit keys (for the VM's hash-flooding-resistant map).
-    fn random_keys(&self) -> [u64; 2];
     /// Makes the plugin's log calls below the level of Envoy's `wasm` logger free: skipped
     /// inside the VM, no formatting, no hostcall.
     fn follow_log_level(&self);
@@ -79,37 +71,44 @@ pub trait Host {
     fn set_tick_period_ms(&self, period: u32) -> Result<(), Status>;
 }
 
-/// The real host: Envoy (or any proxy-wasm 0.2.1 host) through the ABI.
+/// The real host: Envoy (or any proxy-wasm 0.2.1 host), through the SDK's `hostcalls` and, where
+/// Envoy may answer a status the SDK does not expect, [`imports`].
 pub struct Envoy;
 
 impl Host for Envoy {
-    fn request_headers(&self) -> Vec<u8> {
-        hostio::header_pairs(Map::RequestHeaders)
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
     }
 
-    fn property(&self, path: &str) -> Option<Vec<u8>> {
-        hostio::property(path)
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 
     fn plugin_configuration(&self) -> Vec<u8> {
-        hostio::buffer(Buffer::PluginConfiguration, usize::MAX)
+        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     fn call_status(&self) -> Option<u16> {
-        let bytes = hostio::header(Map::CallResponseHeaders, ":status")?;
-        ::core::str::from_utf8(&bytes).ok()?.parse().ok()
+        let bytes = imports::header_value(MapType::HttpCallResponseHeaders, ":status")?;
+        std::str::from_utf8(&bytes).ok()?.parse().ok()
     }
 
     fn call_body(&self, max: usize) -> Vec<u8> {
-        hostio::buffer(Buffer::CallResponseBody, max)
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, max)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     fn set_request_header(&self, name: &str, value: &str) -> Result<(), Status> {
-        hostio::replace_header(Map::RequestHeaders, name, value)
+        imports::replace_header(MapType::HttpRequestHeaders, name, value)
     }
 
     fn remove_request_header(&self, name: &str) -> Result<(), Status> {
-        hostio::remove_header(Map::RequestHeaders, name)
+        imports::remove_header(MapType::HttpRequestHeaders, name)
     }
 
     fn send_local_reply(
@@ -119,59 +118,68 @@ impl Host for Envoy {
         body: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<(), Status> {
-        hostio::send_local_response(status, details, body, headers)
+        imports::send_local_response(status, details, body, headers)
     }
 
     fn resume_request(&self) -> Result<(), Status> {
-        hostio::resume_request()
+        imports::resume_request()
     }
 
     fn set_effective_context(&self, context_id: u32) -> Result<(), Status> {
-        hostio::set_effective_context(context_id)
+        imports::set_effective_context(context_id)
     }
 
     fn dispatch(&self, call: &Call) -> Result<u32, Status> {
-        let timeout_ms = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
-        hostio::http_call(call.cluster, call.headers, call.body, timeout_ms)
+        // Above 2^31 - 1 ms Envoy reads the timeout as negative (docs/host-semantics.md §3);
+        // the configuration caps it far below.
+        let timeout = call.timeout.min(Duration::from_millis(i32::MAX as u64));
+        hostcalls::dispatch_http_call(
+            call.cluster,
+            call.headers.to_vec(),
+            Some(call.body),
+            vec![],
+            timeout,
+        )
+        .map_err(Status::from)
     }
 
     fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
-        hostio::shared_data(key)
+        hostcalls::get_shared_data(key).ok()?.0
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), Status> {
-        hostio::set_shared_data(key, value)
+        hostcalls::set_shared_data(key, Some(value), None).map_err(Status::from)
     }
 
     fn define_counter(&self, name: &str) -> Result<u32, Status> {
-        hostio::define_counter(name)
+        hostcalls::define_metric(MetricType::Counter, name).map_err(Status::from)
     }
 
     fn increment(&self, id: u32, offset: u64) -> Result<(), Status> {
-        hostio::increment(id, offset)
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        hostcalls::increment_metric(id, offset).map_err(Status::from)
     }
 
     fn now_secs(&self) -> u64 {
-        hostio::now_secs()
-    }
-
-    fn random_keys(&self) -> [u64; 2] {
-        hostio::random_keys()
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_secs())
     }
 
     fn follow_log_level(&self) {
-        let level = match hostio::log_level() {
-            Some(0) => LevelFilter::Trace,
-            Some(1) => LevelFilter::Debug,
-            Some(2) => LevelFilter::Info,
-            Some(3) => LevelFilter::Warn,
-            Some(_) => LevelFilter::Error,
-            None => return,
+        let level = match hostcalls::get_log_level() {
+            Ok(LogLevel::Trace) => LevelFilter::Trace,
+            Ok(LogLevel::Debug) => LevelFilter::Debug,
+            Ok(LogLevel::Info) => LevelFilter::Info,
+            Ok(LogLevel::Warn) => LevelFilter::Warn,
+            Ok(LogLevel::Error | LogLevel::Critical) => LevelFilter::Error,
+            Err(_) => return,
         };
         log::set_max_level(level);
     }
 
     fn set_tick_period_ms(&self, period: u32) -> Result<(), Status> {
-        hostio::set_tick_period_ms(period)
+        hostcalls::set_tick_period(Duration::from_millis(u64::from(period))).map_err(Status::from)
     }
 }

@@ -1,30 +1,27 @@
-//! The proxy-wasm adapter: turns Envoy callbacks into core inputs and core decisions into
-//! hostcalls. Its own logic (coalescing, the leader-gone re-dispatch, cache glue, counting) goes
-//! through the [`host::Host`] trait, so it is unit-tested natively against a fake host.
+//! The proxy-wasm adapter: turns Envoy's callbacks into core inputs and core decisions into
+//! hostcalls. Its own logic (coalescing, cache glue, counting) goes through the [`host::Host`]
+//! trait, so it is unit-tested natively against a fake host.
 //!
-//! - [`abi`]      — the proxy-wasm exports, routing Envoy's callbacks to the contexts (wasm only);
-//! - [`filter`]   — the root context and the HTTP stream contexts;
+//! - [`context`]  — the SDK's root and HTTP contexts, handing callbacks to [`filter`] (wasm only);
+//! - [`filter`]   — the root context and the HTTP stream contexts, without the SDK;
+//! - [`flights`]  — calls in flight and the requests waiting for each;
 //! - [`vm_state`] — per-VM state: counters, cache glue (this VM's map + shared-data slots),
-//!   in-flight calls;
+//!   flights, the tick and the clock reading;
 //! - [`actions`]  — decisions → hostcalls (call dispatch, header edits, local replies);
 //! - [`counters`] — the Envoy counters of one VM;
-//! - [`host`]     — the `Host` trait and [`host::Envoy`], the real host;
-//! - [`hostio`]   — raw proxy-wasm 0.2.1 hostcalls that report a status instead of panicking;
-//! - [`logger`]   — the `log` crate's records as `proxy_log` lines, and the panic handler;
-//! - [`heap`]     — the VM's memory allocator (the crate is `no_std` in the VM).
+//! - [`host`]     — the `Host` trait and [`host::Envoy`], the real host (the SDK's hostcalls);
+//! - [`imports`]  — the few proxy-wasm imports whose status the SDK would turn into a panic.
 
-#[cfg(target_arch = "wasm32")]
-mod abi;
 pub mod actions;
+#[cfg(target_arch = "wasm32")]
+mod context;
 pub mod counters;
 #[cfg(test)]
 mod fake;
 pub mod filter;
-pub mod heap;
+pub mod flights;
 pub mod host;
-mod hostio;
-#[cfg(target_arch = "wasm32")]
-mod logger;
+mod imports;
 #[cfg(test)]
 mod tests;
 pub mod vm_state;

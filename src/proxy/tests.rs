@@ -23,7 +23,7 @@ fn vm(host: &Rc<FakeHost>, extra: Value) -> Root {
         config[key] = value.clone();
     }
     host.set_configuration(&config.to_string());
-    let mut root = Root::new(Rc::clone(host) as Rc<dyn crate::proxy::host::Host>);
+    let mut root = Root::new(1, Rc::clone(host) as Rc<dyn crate::proxy::host::Host>);
     assert!(root.on_configure(0), "configuration accepted");
     root
 }
@@ -331,7 +331,8 @@ fn a_refused_header_edit_never_lets_the_request_through() {
     assert_eq!(replies[0].status, 500);
     assert_eq!(replies[0].details, "easy_jwt.header_edit_failed");
     root.on_tick();
-    assert_eq!(host.counter("easy_jwt.token_server_failure"), 1);
+    assert_eq!(host.counter("easy_jwt.internal_error"), 1);
+    assert_eq!(host.counter("easy_jwt.token_server_failure"), 0);
     assert_eq!(host.counter("easy_jwt.allowed"), 0);
 }
 
@@ -339,7 +340,7 @@ fn a_refused_header_edit_never_lets_the_request_through() {
 fn an_unconfigured_vm_refuses_every_request() {
     let host = FakeHost::new();
     host.set_configuration("{not json");
-    let mut root = Root::new(Rc::clone(&host) as Rc<dyn crate::proxy::host::Host>);
+    let mut root = Root::new(1, Rc::clone(&host) as Rc<dyn crate::proxy::host::Host>);
     assert!(!root.on_configure(0));
     let (_stream, action) = request(&root, &host, 2, "/public/x", None);
     assert_eq!(action, Action::Pause);
@@ -352,9 +353,9 @@ fn route_rules_read_the_xds_name_then_the_legacy_one() {
     host.set_configuration(
         &json!({"_rules_": [{"_match_route_": ["r"], "tokenServerCluster": "c"}]}).to_string(),
     );
-    let mut root = Root::new(Rc::clone(&host) as Rc<dyn crate::proxy::host::Host>);
+    let mut root = Root::new(1, Rc::clone(&host) as Rc<dyn crate::proxy::host::Host>);
     assert!(root.on_configure(0));
-    for (id, path) in [(2, "xds\0route_name"), (3, "route_name")] {
+    for (id, path) in [(2, "xds.route_name"), (3, "route_name")] {
         host.stream(id, &[(":path", "/a")]);
         host.property(id, path, "r");
         let mut stream = root.filter(id);
@@ -455,4 +456,87 @@ fn request_with(
     let mut stream = root.filter(id);
     let action = stream.on_http_request_headers(5, true);
     (stream, action)
+}
+
+#[test]
+fn a_header_value_that_is_not_utf8_is_an_absent_header_not_a_crash() {
+    let host = FakeHost::new();
+    let mut root = vm(&host, json!({}));
+    // Latin-1 bytes in the token header: no usable token, the configured error reply.
+    host.stream_bytes(2, &[(":path", b"/a"), ("authorization", b"Bearer caf\xe9")]);
+    let mut stream = root.filter(2);
+    assert_eq!(stream.on_http_request_headers(2, true), Action::Pause);
+    assert_eq!(host.replies()[0].status, 401);
+    assert_eq!(host.replies()[0].details, "easy_jwt.token_missing");
+    // Elsewhere such a byte changes nothing: the token is read and checked.
+    host.stream_bytes(
+        3,
+        &[
+            (":path", b"/a"),
+            ("x-note", b"\xff"),
+            ("authorization", b"Bearer tok"),
+        ],
+    );
+    let mut other = root.filter(3);
+    assert_eq!(other.on_http_request_headers(3, true), Action::Pause);
+    assert_eq!(host.dispatched().len(), 1);
+    root.on_tick();
+    assert_eq!(host.counter("easy_jwt.token_missing"), 1);
+}
+
+#[test]
+fn header_names_are_looked_up_in_any_case() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    // Envoy hands names lowercased; the plugin's own lookup must not depend on it.
+    host.stream(2, &[(":path", "/a"), ("Authorization", "Bearer tok")]);
+    let mut stream = root.filter(2);
+    assert_eq!(stream.on_http_request_headers(2, true), Action::Pause);
+    assert_eq!(host.dispatched()[0].body, br#"{"token":"tok"}"#);
+}
+
+#[test]
+fn a_waiter_gone_when_the_answer_lands_is_skipped_and_the_others_resolved() {
+    let host = FakeHost::new();
+    let root = vm(&host, json!({}));
+    let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
+    let (_gone, _) = request(&root, &host, 3, "/a", Some("tok"));
+    let (_waiting, _) = request(&root, &host, 4, "/a", Some("tok"));
+    // Stream 3 is gone from Envoy without its on_done having run yet.
+    host.end(3);
+    let token = host.dispatched()[0].token;
+    answer(&host, &mut leader, 2, token, 200, r#"{"uid":5}"#);
+    assert_eq!(host.resumed(), [2, 4]);
+    assert_eq!(uid(&host, 4), ["5"]);
+}
+
+#[test]
+fn a_reset_call_fails_every_waiter_closed() {
+    let host = FakeHost::new();
+    let mut root = vm(&host, json!({}));
+    let (mut leader, _) = request(&root, &host, 2, "/a", Some("tok"));
+    let (_follower, _) = request(&root, &host, 3, "/a", Some("tok"));
+    let token = host.dispatched()[0].token;
+    host.enter(2);
+    host.answer(None, "");
+    leader.on_http_call_response(token, 0, 0, 0);
+    let statuses: Vec<(u32, u16)> = host
+        .replies()
+        .iter()
+        .map(|r| (r.context, r.status))
+        .collect();
+    assert_eq!(statuses, [(2, 401), (3, 401)]);
+    assert!(host.resumed().is_empty());
+    root.on_tick();
+    assert_eq!(host.counter("easy_jwt.token_server_failure"), 2);
+}
+
+#[test]
+fn an_answer_nobody_waits_for_is_ignored() {
+    let host = FakeHost::new();
+    let mut root = vm(&host, json!({}));
+    host.answer(Some(200), r#"{"uid":1}"#);
+    root.on_http_call_response(99, 1, 9, 0);
+    assert!(host.resumed().is_empty());
+    assert!(host.replies().is_empty());
 }

@@ -1,49 +1,32 @@
 //! Per-VM state shared by the root context and every stream of one VM: the host, the counters,
 //! the auth cache glue (this VM's map, then the proxy-wasm shared-data slots every VM sees) and
-//! the in-flight calls that coalesce requests with the same token.
+//! the calls in flight ([`Flights`]) that coalesce requests with the same token.
 
 use crate::core::auth::{self, AuthResponse, Decision, Pending, Verdict};
 use crate::core::cache::{self, AuthCache};
 use crate::core::config::Config;
-use crate::core::hash::SipBuild;
 use crate::core::identity::Identity;
 use crate::core::request::Attribute;
 use crate::core::stats::Stat;
 use crate::proxy::actions::carry_out;
 use crate::proxy::counters::{Counters, FLUSH_MS};
+use crate::proxy::flights::{Flight, Flights};
 use crate::proxy::host::Action;
 use crate::proxy::host::Host;
-use ::core::cell::{Cell, RefCell};
-use alloc::rc::Rc;
-use alloc::{string::String, vec::Vec};
-use hashbrown::HashMap;
-use log::warn;
+use log::{debug, warn};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 /// Largest token-server answer read; a longer one is an invalid answer (fail closed).
 pub const MAX_AUTH_BODY: usize = 64 * 1024;
-
-/// A request waiting for another stream's call.
-pub struct Follower {
-    pub context_id: u32,
-    pub config: Rc<Config>,
-    pub pending: Pending,
-}
-
-/// Followers of one in-flight call; `orphaned` once the leader's stream has ended.
-#[derive(Default)]
-pub struct Flight {
-    pub followers: Vec<Follower>,
-    pub orphaned: bool,
-}
 
 /// What the root and every stream of one VM share.
 pub struct VmState {
     pub host: Rc<dyn Host>,
     pub counters: Counters,
     pub cache: RefCell<AuthCache>,
-    /// In-flight calls by cache key: a token any client picks, hence keyed SipHash (the cache
-    /// only ever holds tokens the token server accepted, and hashes with FxHash).
-    pub flights: RefCell<HashMap<String, Flight, SipBuild>>,
+    /// The calls in flight and the requests waiting for them.
+    pub flights: RefCell<Flights>,
     /// Stream attributes this VM's host was found not to serve (warned about once per VM).
     pub unserved: Cell<[bool; Attribute::ALL.len()]>,
     /// The root's tick period asked for (ms, 0: disarmed).
@@ -81,12 +64,11 @@ impl Answer {
 
 impl VmState {
     pub fn new(host: Rc<dyn Host>, counters: Counters) -> VmState {
-        let flight_keys = SipBuild::new(host.random_keys());
         VmState {
             host,
             counters,
             cache: RefCell::default(),
-            flights: RefCell::new(HashMap::with_hasher(flight_keys)),
+            flights: RefCell::default(),
             unserved: Cell::default(),
             tick_ms: Cell::new(0),
             clock: Cell::new(None),
@@ -201,29 +183,39 @@ impl VmState {
         }
     }
 
-    /// Resolves every follower of `key` with `answer`, each under its own configuration.
-    pub fn release(&self, key: &str, answer: &Answer) {
-        let flight = self.flights.borrow_mut().remove(key);
-        for follower in flight.map(|f| f.followers).unwrap_or_default() {
-            if self
-                .host
-                .set_effective_context(follower.context_id)
-                .is_err()
-            {
+    /// The answer to call `token` is being delivered: caches it, then resolves every request
+    /// that waits for it, each under its own configuration. An unknown token (every waiter
+    /// left) is ignored.
+    pub fn land(&self, token: u32, body_size: usize) {
+        let Some(flight) = self.flights.borrow_mut().land(token) else {
+            return;
+        };
+        let answer = Answer::read(self.host(), body_size);
+        debug!(
+            "easy-jwt: token server answered {} for {} request(s)",
+            answer.status.unwrap_or(0),
+            flight.waiters.len()
+        );
+        if let Some(first) = flight.waiters.first() {
+            let verdict = auth::judge(&first.config, answer.view());
+            self.remember(&first.config, &first.pending, &verdict);
+        }
+        for waiter in flight.waiters {
+            if let Err(status) = self.host.set_effective_context(waiter.context_id) {
+                warn!("#{} easy-jwt: stream gone: {status}", waiter.context_id);
                 continue;
             }
-            let decision = auth::on_response(&follower.config, follower.pending, answer.view());
-            self.finish(follower.context_id, decision);
+            let decision = auth::on_response(&waiter.config, waiter.pending, answer.view());
+            self.finish(waiter.context_id, decision);
         }
     }
 
-    /// Fails every follower of `key` (the re-dispatch was refused).
-    pub fn fail_followers(&self, key: &str) {
-        let flight = self.flights.borrow_mut().remove(key);
-        for follower in flight.map(|f| f.followers).unwrap_or_default() {
-            if self.host.set_effective_context(follower.context_id).is_ok() {
-                let decision = auth::on_dispatch_error(&follower.config, follower.pending);
-                self.finish(follower.context_id, decision);
+    /// Fails every waiter of `flight` closed (the call could not be made).
+    pub fn fail(&self, flight: Flight) {
+        for waiter in flight.waiters {
+            if self.host.set_effective_context(waiter.context_id).is_ok() {
+                let decision = auth::on_dispatch_error(&waiter.config, waiter.pending);
+                self.finish(waiter.context_id, decision);
             }
         }
     }
