@@ -12,11 +12,11 @@
 //!   global configuration (no keys besides `_rules_`, or keys without a token server that serve as
 //!   defaults for the rules) an unmatched request passes untouched.
 
-use crate::core::config::{Config, ConfigError, Fields, Problem};
-use crate::core::json::{self, Map, Value};
+use crate::core::config::{string_array, Config, ConfigError, Fields, Map, Problem};
 use crate::core::request::{Attribute, RequestView};
-use alloc::rc::Rc;
-use alloc::{format, string::String, string::ToString, vec::Vec};
+use crate::core::strict;
+use serde_json::Value;
+use std::rc::Rc;
 
 pub const RULES_KEY: &str = "_rules_";
 const MATCH_ROUTE: &str = "_match_route_";
@@ -54,12 +54,13 @@ pub struct Parsed {
 }
 
 impl RuleSet {
-    /// Parses and validates the whole configuration document; nothing is half-applied.
+    /// Parses and validates the whole configuration document; nothing is half-applied. A member
+    /// named twice anywhere in it is refused ([`strict`]).
     pub fn parse(bytes: &[u8]) -> Result<Parsed, ConfigError> {
         if bytes.is_empty() {
             return Err(ConfigError::Empty);
         }
-        let document: Value = json::parse(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let document = strict::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let Value::Object(top) = document else {
             return Err(ConfigError::NotAnObject);
         };
@@ -209,7 +210,7 @@ fn match_values(index: usize, key: &str, value: &Value) -> Result<Vec<String>, C
         key: format!("{RULES_KEY}[{index}].{key}"),
         problem: Problem::WrongType("a non-empty array of non-empty strings"),
     };
-    let values = json::string_array(value).ok_or_else(error)?;
+    let values = string_array(value).ok_or_else(error)?;
     if values.is_empty() || values.iter().any(String::is_empty) {
         return Err(error());
     }
@@ -316,7 +317,7 @@ mod tests {
             b"{\"tokenServerFQDN\": \"a\",\n \"tokenServerPort\": 1,\n \"tokenServerPort\": 2}";
         assert_eq!(
             RuleSet::parse(twice).unwrap_err().to_string(),
-            "configuration is not valid JSON: duplicate member `tokenServerPort` at line 3 column 2",
+            "configuration is not valid JSON: duplicate key `tokenServerPort` at line 3 column 18",
             "README's example"
         );
         assert_eq!(

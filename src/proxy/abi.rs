@@ -15,15 +15,14 @@
 //! callback finds the contexts borrowed and fails closed (a request gets a local 503) instead of
 //! panicking.
 
-use crate::core::hash::FxBuild;
 use crate::proxy::filter::{Filter, Root};
 use crate::proxy::host::{Envoy, Host};
 use crate::proxy::logger;
 use ::core::cell::RefCell;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
 use log::error;
+use std::collections::HashMap;
 
 /// Every context of this VM.
 #[derive(Default)]
@@ -35,12 +34,12 @@ struct Contexts {
     /// With one root, the common case, a stream is that root's and nothing is stored: Envoy
     /// creates a stream's context from `decodeHeaders` right before its request headers
     /// (docs/host-semantics.md "An HTTP stream"), so no root can come or go in between.
-    created: HashMap<u32, u32, FxBuild>,
+    created: HashMap<u32, u32>,
     /// Streams waiting for a call (their own or another's); a stream decided in its request
     /// headers is never stored.
-    streams: HashMap<u32, Filter, FxBuild>,
+    streams: HashMap<u32, Filter>,
     /// Calls in flight that a stream made: token → stream id.
-    calls: HashMap<u32, u32, FxBuild>,
+    calls: HashMap<u32, u32>,
 }
 
 impl Contexts {

@@ -5,7 +5,6 @@
 //! BadArgument after a resume, a second local reply on Higress's Envoy, a header map that is
 //! gone). Values the host returns live in memory from [`crate::proxy::abi`]'s allocator.
 
-use crate::core::bytes;
 use ::core::ptr::null_mut;
 use alloc::vec::Vec;
 
@@ -408,7 +407,7 @@ pub fn first_value<'a>(map: &'a [u8], name: &str) -> Option<&'a [u8]> {
         let value_len = usize::try_from(u32_at(pair, 4)?).ok()?;
         let value_start = key_len.checked_add(1)?;
         let value_end = value_start.checked_add(value_len)?;
-        if bytes::same(data.get(..key_len)?, name.as_bytes()) {
+        if data.get(..key_len)? == name.as_bytes() {
             return data.get(value_start..value_end);
         }
         data = data.get(value_end.checked_add(1)?..)?;

@@ -5,7 +5,6 @@
 use crate::core::auth::{self, AuthResponse, Decision, Pending, Verdict};
 use crate::core::cache::{self, AuthCache};
 use crate::core::config::Config;
-use crate::core::hash::SipBuild;
 use crate::core::identity::Identity;
 use crate::core::request::Attribute;
 use crate::core::stats::Stat;
@@ -16,8 +15,8 @@ use crate::proxy::host::Host;
 use ::core::cell::{Cell, RefCell};
 use alloc::rc::Rc;
 use alloc::{string::String, vec::Vec};
-use hashbrown::HashMap;
 use log::warn;
+use std::collections::HashMap;
 
 /// Largest token-server answer read; a longer one is an invalid answer (fail closed).
 pub const MAX_AUTH_BODY: usize = 64 * 1024;
@@ -43,7 +42,7 @@ pub struct VmState {
     pub cache: RefCell<AuthCache>,
     /// In-flight calls by cache key: a token any client picks, hence keyed SipHash (the cache
     /// only ever holds tokens the token server accepted, and hashes with FxHash).
-    pub flights: RefCell<HashMap<String, Flight, SipBuild>>,
+    pub flights: RefCell<HashMap<String, Flight>>,
     /// Stream attributes this VM's host was found not to serve (warned about once per VM).
     pub unserved: Cell<[bool; Attribute::ALL.len()]>,
     /// The root's tick period asked for (ms, 0: disarmed).
@@ -81,12 +80,11 @@ impl Answer {
 
 impl VmState {
     pub fn new(host: Rc<dyn Host>, counters: Counters) -> VmState {
-        let flight_keys = SipBuild::new(host.random_keys());
         VmState {
             host,
             counters,
             cache: RefCell::default(),
-            flights: RefCell::new(HashMap::with_hasher(flight_keys)),
+            flights: RefCell::default(),
             unserved: Cell::default(),
             tick_ms: Cell::new(0),
             clock: Cell::new(None),
