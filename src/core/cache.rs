@@ -372,6 +372,19 @@ mod tests {
         assert_eq!(jwt_exp(&jwt(r#"{"exp":-5}"#)), None);
         assert_eq!(jwt_exp(&jwt(r#"{"exp":1754386348.9}"#)), Some(1754386348));
         assert_eq!(jwt_exp(&jwt(r#"{"exp":1e400}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1.754386348e9}"#)), Some(1754386348));
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":18446744073709551615}"#)),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":1e19}"#)),
+            Some(10_000_000_000_000_000_000)
+        );
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1e20}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":-0.5}"#)), None);
+        // Ambiguous claims are not read.
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1,"exp":2}"#)), None);
         assert_eq!(jwt_exp("opaque-token"), None);
         assert_eq!(jwt_exp("a.b!.c"), None);
         assert_eq!(jwt_exp("a.b.c.d"), None);

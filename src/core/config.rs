@@ -711,6 +711,19 @@ mod tests {
             (5, 0)
         );
         let other = parse(json!({"tokenServerFQDN": "b", "tokenServerPort": 1})).unwrap();
+        assert_eq!(
+            other.scope_text(),
+            r#"["outbound|1||b","b","/api/token/auth",[],null]"#
+        );
+        assert_eq!(other.scope.len(), 16);
+        let forwarding = parse(json!({"tokenServerFQDN": "b", "tokenServerPort": 1,
+            "forwardHeaders": ["x-t"], "authResponseHeaders": {"role": "x-role"}}))
+        .unwrap();
+        assert_eq!(
+            forwarding.scope_text(),
+            r#"["outbound|1||b","b","/api/token/auth",["role"],[false,["x-t"]]]"#
+        );
+        assert_ne!(forwarding.scope, other.scope);
         assert_ne!(config.scope, other.scope);
         assert_eq!(
             other.scope,

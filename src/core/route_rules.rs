@@ -330,6 +330,106 @@ mod tests {
         );
     }
 
+    fn syntax_error(text: &str) -> String {
+        match RuleSet::parse(text.as_bytes()) {
+            Err(ConfigError::Syntax(why)) => why,
+            other => panic!("{text}: expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_with_its_path_line_and_column() {
+        // Top level.
+        assert_eq!(
+            syntax_error(r#"{"tokenServerFQDN":"a","tokenServerPort":1,"tokenServerFQDN":"b"}"#),
+            "duplicate key `tokenServerFQDN` at line 1 column 60"
+        );
+        // In a `_rules_` entry, on the second line.
+        assert_eq!(
+            syntax_error(
+                "{\"_rules_\":[{\"_match_route_\":[\"r\"]},\n {\"_match_route_\":[\"s\"],\"tokenServerPort\":1,\"tokenServerPort\":2}]}"
+            ),
+            "duplicate key `_rules_[1].tokenServerPort` at line 2 column 61"
+        );
+        // In nested objects: `tokenService`, the `authResponseHeaders` map.
+        assert_eq!(
+            syntax_error(
+                r#"{"tokenService":{"type":"static","serviceName":"a","port":1,"port":2}}"#
+            ),
+            "duplicate key `tokenService.port` at line 1 column 66"
+        );
+        assert_eq!(
+            syntax_error(
+                r#"{"tokenServerCluster":"c","authResponseHeaders":{"role":"x-a","role":"x-b"}}"#
+            ),
+            "duplicate key `authResponseHeaders.role` at line 1 column 68"
+        );
+        assert_eq!(
+            syntax_error(
+                r#"{"_rules_":[{"_match_route_":["r"],"tokenServerCluster":"c","authResponseHeaders":{"n":"x-a","n":"x-b"}}]}"#
+            ),
+            "duplicate key `_rules_[0].authResponseHeaders.n` at line 1 column 96"
+        );
+        // The same key in different scopes is no duplicate.
+        assert!(RuleSet::parse(
+            br#"{"tokenServerCluster":"c","_rules_":[{"_match_route_":["r"],"tokenServerCluster":"d"}]}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        assert_eq!(
+            RuleSet::parse(b"{\"tokenServerCluster\": \"c\",\n \"uidHeaderName\": x}")
+                .unwrap_err()
+                .to_string(),
+            "configuration is not valid JSON: expected value at line 2 column 19"
+        );
+        assert_eq!(
+            syntax_error("{\"a\": 1} {"),
+            "trailing characters at line 1 column 10"
+        );
+    }
+
+    #[test]
+    fn value_errors_name_the_key() {
+        let message = |text: &str| RuleSet::parse(text.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            message(
+                r#"{"tokenServerCluster":"c","_rules_":[{"_match_route_":["r"]},{"_match_route_":["s"],"tokenServerTimeoutMs":0}]}"#
+            ),
+            "configuration key `_rules_[1].tokenServerTimeoutMs` must be in 1..=600000"
+        );
+        assert_eq!(
+            message(r#"{"tokenServerCluster":"c","authResponseHeaders":{"role":7}}"#),
+            "configuration key `authResponseHeaders.role` must be a header name string"
+        );
+        assert_eq!(
+            message(r#"{"tokenServerFQDN":"a","tokenServerPort":1.0}"#),
+            "configuration key `tokenServerPort` must be a non-negative integer"
+        );
+        assert_eq!(
+            message(r#"{"tokenServerFQDN":"a","tokenServerPort":18446744073709551616}"#),
+            "configuration key `tokenServerPort` must be a non-negative integer"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_underscore_keys_are_silent() {
+        let parsed = RuleSet::parse(
+            br#"{"tokenServerCluster":"c","tokenServerFqdn":"x","_comment":"ok",
+                "_rules_":[{"_match_route_":["r"],"uidHeader":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.warnings,
+            [
+                "configuration key `tokenServerFqdn` is unknown and ignored (check its spelling)",
+                "configuration key `_rules_[0].uidHeader` is unknown and ignored (check its spelling)"
+            ]
+        );
+    }
+
     #[test]
     fn global_only() {
         let parsed = parse(json!({"tokenServerFQDN": "a.dns", "tokenServerPort": 1})).unwrap();
