@@ -118,7 +118,7 @@ impl AuthCache {
         self.entries.is_empty()
     }
 
-    /// Once the cache is full, sizes the map for twice its bound: std's map (hashbrown inside)
+    /// Once the cache is full, sizes the map for twice its bound: std's map (a SwissTable)
     /// then always cleans up removed slots in place instead of doubling the table under
     /// insert/evict churn, so the guest memory of a full cache stays flat.
     /// Sized once per bound: `capacity()` shrinks as removed slots accumulate, and reserving
