@@ -14,16 +14,16 @@
 //! Every `Continue` replaces the uid header and the mapped headers (and, with `failOpen`, the
 //! fail-open marker), so a client-sent copy never reaches the upstream.
 
-use crate::core::bytes;
 use crate::core::config::Config;
 use crate::core::identity::Identity;
-use crate::core::json::{self, json_fields, Value};
 use crate::core::reply::Reply;
 use crate::core::request::{HeaderEdit, RequestView};
 use crate::core::stats::Stat;
+use crate::core::strict;
 use crate::core::target::Target;
-use alloc::sync::Arc;
-use alloc::{string::String, string::ToString, vec, vec::Vec};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
 
 /// The final word on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,23 +58,10 @@ pub struct Pending {
 }
 
 /// The token and the forwarded context as one JSON array, `["token",[["name","value"],…]]`
-/// (the layout serde_json gave this tuple: cache keys in shared data keep their meaning).
+/// (serde_json's layout of this tuple, as before: cache keys in shared data keep their meaning).
 fn subject_of(token: &str, context: &[(String, String)]) -> String {
-    let mut subject = String::from("[");
-    json::push_quoted(&mut subject, token);
-    subject.push_str(",[");
-    for (index, (name, value)) in context.iter().enumerate() {
-        if index > 0 {
-            subject.push(',');
-        }
-        subject.push('[');
-        json::push_quoted(&mut subject, name);
-        subject.push(',');
-        json::push_quoted(&mut subject, value);
-        subject.push(']');
-    }
-    subject.push_str("]]");
-    subject
+    // Serialising strings and arrays of strings cannot fail; the fallback is never taken.
+    serde_json::to_string(&(token, context)).unwrap_or_default()
 }
 
 impl Pending {
@@ -141,7 +128,7 @@ pub fn on_request(config: &Config, request: &impl RequestView) -> Step {
     let is_anonymous = config
         .anonymous_token
         .as_deref()
-        .is_some_and(|anonymous| bytes::same(anonymous.as_bytes(), found.token.as_bytes()));
+        .is_some_and(|anonymous| anonymous == found.token);
     if is_anonymous {
         return Step::Decided(anonymous(config, Stat::Anonymous, strip));
     }
@@ -215,7 +202,8 @@ pub fn judge(config: &Config, response: AuthResponse) -> Verdict {
     let Some(status) = response.status else {
         return Verdict::Failed("token server connection reset".into());
     };
-    let fields = json_fields(response.body);
+    // A member named twice, at any depth, makes the whole answer unreadable (fail closed).
+    let fields = strict::object(response.body);
     let field = |name: &str| fields.as_ref().and_then(|map| map.get(name));
     match status {
         200 => match field("uid").and_then(parse_uid) {
@@ -246,16 +234,19 @@ fn failure_text(status: u16) -> &'static str {
     }
 }
 
-/// The auth call's body, `{"token":"…"}`, the token JSON-escaped.
+/// The auth call's body, `{"token":"…"}`, the token JSON-escaped by serde_json.
 pub fn call_body(token: &str) -> Vec<u8> {
-    let mut body = String::with_capacity(token.len() + 12);
-    body.push_str("{\"token\":\"");
-    json::push_escaped(&mut body, token);
-    body.push_str("\"}");
-    body.into_bytes()
+    #[derive(Serialize)]
+    struct CallBody<'a> {
+        token: &'a str,
+    }
+    // Serialising a string cannot fail; the fallback is never taken.
+    serde_json::to_vec(&CallBody { token }).unwrap_or_default()
 }
 
-/// A uid is a non-negative integer, as a JSON number or a string of digits.
+/// A uid is a non-negative integer that fits a `u64`: a JSON integer or a string of digits
+/// (leading zeros allowed, `"0100"` is 100), written back as plain decimal. Fractions, exponents
+/// (`1.0`, `1e2`), negative numbers and integers beyond `u64` are refused.
 fn parse_uid(value: &Value) -> Option<String> {
     let number = match value {
         Value::Number(number) => number.as_u64()?,
@@ -269,17 +260,15 @@ fn parse_uid(value: &Value) -> Option<String> {
     Some(number.to_string())
 }
 
-/// A mapped field as a header value: strings as they are, other JSON compact; `null`, absent or
-/// values with control characters give `None` (the header is removed).
+/// A mapped field as a header value: strings as they are, other JSON compact as serde_json
+/// writes it (integers within `i64`/`u64` in decimal, other numbers as their `f64`: `1.50` →
+/// `1.5`, `1e3` → `1000.0`, `1e30` → `1e+30`); `null`, absent, or values with control characters
+/// (CR, LF, NUL…) give `None`: the header is removed.
 fn render_field(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
         Value::String(text) => text.clone(),
-        other => {
-            let mut text = String::new();
-            other.write(&mut text);
-            text
-        }
+        other => other.to_string(),
     };
     (!text.chars().any(char::is_control)).then_some(text)
 }
@@ -370,7 +359,7 @@ mod tests {
         for (key, value) in extra.as_object().unwrap() {
             doc[key] = value.clone();
         }
-        Config::parse(&Fields::global(&json::object_from_serde(&doc))).unwrap()
+        Config::parse(&Fields::global(doc.as_object().unwrap())).unwrap()
     }
 
     fn bearer(path: &str, token: &str) -> FakeRequest {
@@ -643,6 +632,142 @@ mod tests {
         assert!(edits.contains(&set("x-n", "5")));
         assert!(edits.contains(&remove("x-tenant")));
         assert!(edits.contains(&remove("x-bad")));
+    }
+
+    /// The header value (or `None`: removed) a mapped field `n` of the answer gives.
+    fn mapped_n(value: &str) -> Option<String> {
+        let config = config(json!({"authResponseHeaders": {"n": "x-n"}}));
+        let body = format!(r#"{{"uid":1,"n":{value}}}"#);
+        let Decision::Continue { edits, .. } = answer(&config, Some(200), &body) else {
+            panic!("{body}");
+        };
+        match edits.get(1) {
+            Some(HeaderEdit::Set(name, value)) if &**name == "x-n" => Some(value.to_string()),
+            Some(HeaderEdit::Remove(name)) if &**name == "x-n" => None,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mapped_numbers_are_written_as_serde_json_prints_them() {
+        let cases = [
+            ("5", "5"),
+            ("-7", "-7"),
+            ("0", "0"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("-9223372036854775808", "-9223372036854775808"),
+            // Beyond u64/i64, or with a fraction or an exponent: an f64.
+            ("18446744073709551616", "1.8446744073709552e+19"),
+            ("1.50", "1.5"),
+            ("1.0", "1.0"),
+            ("1e3", "1000.0"),
+            ("2.5E-3", "0.0025"),
+            ("1e30", "1e+30"),
+            // Other JSON, compact; strings as they are.
+            ("true", "true"),
+            (r#"[1, "a"]"#, r#"[1,"a"]"#),
+            (r#"{"k": "v\n"}"#, r#"{"k":"v\n"}"#),
+            (r#""tenant é""#, "tenant é"),
+        ];
+        for (written, header) in cases {
+            assert_eq!(mapped_n(written).as_deref(), Some(header), "{written}");
+        }
+    }
+
+    #[test]
+    fn mapped_values_with_cr_lf_or_nul_are_never_written() {
+        for value in [
+            r#""a\nb""#,
+            r#""a\rb""#,
+            r#""a\u0000b""#,
+            r#""\u007f""#,
+            "null",
+        ] {
+            assert_eq!(mapped_n(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn uid_forms() {
+        let config = config(json!({}));
+        let uid = |value: &str| match answer(&config, Some(200), &format!(r#"{{"uid":{value}}}"#)) {
+            Decision::Continue { edits, .. } => match edits.first() {
+                Some(HeaderEdit::Set(_, uid)) => Some(uid.to_string()),
+                other => panic!("{other:?}"),
+            },
+            Decision::Reply { .. } => None,
+        };
+        for (written, accepted) in [
+            ("0", Some("0")),
+            ("18446744073709551615", Some("18446744073709551615")),
+            (r#""18446744073709551615""#, Some("18446744073709551615")),
+            (r#""007""#, Some("7")),
+            ("18446744073709551616", None),
+            (r#""18446744073709551616""#, None),
+            ("1.0", None),
+            ("1e2", None),
+            ("-0", None),
+            ("-1", None),
+            (r#""-1""#, None),
+            (r#"" 1""#, None),
+            (r#""1.0""#, None),
+            ("[1]", None),
+        ] {
+            assert_eq!(uid(written).as_deref(), accepted, "{written}");
+        }
+    }
+
+    #[test]
+    fn a_member_named_twice_in_the_answer_fails_closed() {
+        let config = config(json!({"authResponseHeaders": {"role": "x-role"}}));
+        for body in [
+            r#"{"uid":1,"uid":0}"#,
+            r#"{"uid":1,"role":"a","role":"admin"}"#,
+            r#"{"uid":1,"other":{"x":1,"x":2}}"#,
+        ] {
+            assert_eq!(
+                judge(
+                    &config,
+                    AuthResponse {
+                        status: Some(200),
+                        body: body.as_bytes()
+                    }
+                ),
+                Verdict::Failed("invalid token server response".into()),
+                "{body}"
+            );
+        }
+        // A denial with two messages: no message is trusted, the generic text is used.
+        let (_, body, stat) = answer_reply(&config, 401, r#"{"message":"a","message":"b"}"#);
+        assert_eq!(
+            (body["message"].as_str(), stat),
+            (Some("invalid token"), Stat::Denied)
+        );
+    }
+
+    #[test]
+    fn the_call_body_escapes_like_serde_json() {
+        let token = "q\"b\\s/\n\r\t\u{0}\u{1f}\u{7f}é€😀";
+        let body = String::from_utf8(call_body(token)).unwrap();
+        assert_eq!(
+            body,
+            "{\"token\":\"q\\\"b\\\\s/\\n\\r\\t\\u0000\\u001f\u{7f}é€😀\"}"
+        );
+        let read: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(read, json!({ "token": token }));
+    }
+
+    #[test]
+    fn the_coalescing_subject_is_serde_jsons_tuple() {
+        let pending = Pending::new(
+            "t\"".into(),
+            Vec::new(),
+            vec![("x-original-uri".into(), "/a\n".into())],
+            true,
+        );
+        assert_eq!(pending.subject(), r#"["t\"",[["x-original-uri","/a\n"]]]"#);
+        let none = Pending::new("t".into(), Vec::new(), Vec::new(), true);
+        assert_eq!(none.subject(), r#"["t",[]]"#);
     }
 
     #[test]

@@ -7,13 +7,11 @@
 //! of the token, and its value carries the whole token, compared in full before use, so one token
 //! can never read another's entry. Failures and fail-open passes are never cached.
 
-use crate::core::hash::{fnv1a, FxBuild};
 use crate::core::identity::Identity;
-use crate::core::json::{json_fields, Value};
-use alloc::collections::VecDeque;
-use alloc::rc::Rc;
-use alloc::{boxed::Box, format, string::String, string::ToString, vec::Vec};
-use hashbrown::HashMap;
+use crate::core::strict;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::rc::Rc;
 
 /// Cache settings of one configuration scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +55,14 @@ struct Entry {
 
 /// The per-VM cache. Keys are `scope` + token, so two configurations never share an entry.
 /// The insertion queue shares each key with the map (`Rc<str>`), so a key is stored once.
+///
+/// With `forwardRequestContext` / `forwardHeaders` a key also holds the client's `:path` and
+/// headers, so one valid token can insert keys of the client's choosing: the map is std's
+/// `HashMap` with its default `RandomState` (SipHash under per-process random keys, seeded in
+/// the VM through WASI `random_get`), which nobody can make collide without those keys.
 #[derive(Debug, Default)]
 pub struct AuthCache {
-    entries: HashMap<Rc<str>, Entry, FxBuild>,
+    entries: HashMap<Rc<str>, Entry>,
     order: VecDeque<(Rc<str>, u64)>,
     generation: u64,
     /// The bound the map was last sized for (see `reserve_for_churn`).
@@ -115,9 +118,9 @@ impl AuthCache {
         self.entries.is_empty()
     }
 
-    /// Once the cache is full, sizes the map for twice its bound: hashbrown then always cleans up
-    /// removed slots in place instead of doubling the table under insert/evict churn, so the
-    /// guest memory of a full cache stays flat.
+    /// Once the cache is full, sizes the map for twice its bound: std's map (a SwissTable)
+    /// then always cleans up removed slots in place instead of doubling the table under
+    /// insert/evict churn, so the guest memory of a full cache stays flat.
     /// Sized once per bound: `capacity()` shrinks as removed slots accumulate, and reserving
     /// again on that basis would itself double the table.
     fn reserve_for_churn(&mut self, max_entries: usize) {
@@ -175,10 +178,20 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
         return None;
     }
     let claims = base64url_decode(payload)?;
-    match json_fields(&claims)?.get("exp")? {
-        Value::Number(exp) => exp.floor_u64(),
-        _ => None,
+    floor_u64(strict::object(&claims)?.get("exp")?.as_number()?)
+}
+
+/// The integer part of a non-negative JSON number (`1754386348`, `1754386348.9`,
+/// `1.754386348e9`); `None` for a negative number or one beyond `u64`.
+fn floor_u64(number: &serde_json::Number) -> Option<u64> {
+    if let Some(integer) = number.as_u64() {
+        return Some(integer);
     }
+    let float = number.as_f64()?.floor();
+    // 2^64 as f64 is exact; every f64 below it and >= 0 converts without saturating.
+    (0.0..18_446_744_073_709_551_616.0)
+        .contains(&float)
+        .then_some(float as u64)
 }
 
 /// Unpadded base64url (RFC 4648 §5), as JWTs use.
@@ -206,8 +219,16 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The shared-data key of the slot a subject (a token, or a token with its context) maps to.
+///
+/// Shared data is process-wide: every VM must pick the same slot for a subject, so the hash is
+/// `DefaultHasher::new()` (SipHash under fixed keys: deterministic for one build of the plugin),
+/// not a per-VM `RandomState`. A client can choose subjects that land on one slot; that is
+/// harmless, because the key space is bounded by `cacheSharedSlots` (no memory grows) and a slot
+/// holds its whole subject, compared before use (a collision only overwrites, costing a call).
 pub fn shared_key(scope: &str, subject: &str, slots: u32) -> String {
-    let slot = fnv1a(&[scope.as_bytes(), subject.as_bytes()]) % u64::from(slots.max(1));
+    let mut hasher = DefaultHasher::new();
+    (scope, subject).hash(&mut hasher);
+    let slot = hasher.finish() % u64::from(slots.max(1));
     format!("easy-jwt.cache.{scope}.{slot}")
 }
 
@@ -254,7 +275,7 @@ pub fn encode_shared(subject: &str, identity: &Identity, expires_at: u64) -> Vec
 
 /// The identity in a shared slot, if the slot holds *this* subject and is fresh.
 pub fn decode_shared(bytes: &[u8], subject: &str, now: u64) -> Option<(Identity, u64)> {
-    let text = ::core::str::from_utf8(bytes).ok()?;
+    let text = std::str::from_utf8(bytes).ok()?;
     let (expires_at, rest) = text.split_once('\n')?;
     let (length, rest) = rest.split_once('\n')?;
     let expires_at: u64 = expires_at.parse().ok()?;
@@ -351,6 +372,19 @@ mod tests {
         assert_eq!(jwt_exp(&jwt(r#"{"exp":-5}"#)), None);
         assert_eq!(jwt_exp(&jwt(r#"{"exp":1754386348.9}"#)), Some(1754386348));
         assert_eq!(jwt_exp(&jwt(r#"{"exp":1e400}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1.754386348e9}"#)), Some(1754386348));
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":18446744073709551615}"#)),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":1e19}"#)),
+            Some(10_000_000_000_000_000_000)
+        );
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1e20}"#)), None);
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":-0.5}"#)), None);
+        // Ambiguous claims are not read.
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1,"exp":2}"#)), None);
         assert_eq!(jwt_exp("opaque-token"), None);
         assert_eq!(jwt_exp("a.b!.c"), None);
         assert_eq!(jwt_exp("a.b.c.d"), None);

@@ -5,16 +5,18 @@
 //! README's configuration reference for types and defaults.
 
 use crate::core::cache::CacheSettings;
-use crate::core::hash::fnv1a;
 use crate::core::ignore::{IgnoreList, Pattern};
-use crate::core::json::{self, Map, Value};
 use crate::core::reply::ErrorBody;
 use crate::core::token::TokenSources;
 use crate::core::token_server::{Service, TokenServer};
-use ::core::fmt;
-use ::core::time::Duration;
-use alloc::sync::Arc;
-use alloc::{format, string::String, string::ToString, vec, vec::Vec};
+use serde_json::Value;
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A JSON object of the configuration (member names unique: [`crate::core::strict`]).
+pub type Map = serde_json::Map<String, Value>;
 
 /// Configuration keys (one place, so messages and the README agree).
 pub mod keys {
@@ -251,8 +253,6 @@ impl<'a> Fields<'a> {
         }
     }
 
-    #[cold]
-    #[inline(never)]
     fn error(&self, key: &str, problem: Problem) -> ConfigError {
         ConfigError::Key {
             key: self.name(key),
@@ -287,7 +287,7 @@ impl<'a> Fields<'a> {
     }
 
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
-        self.typed(key, "an array of strings", json::string_array)
+        self.typed(key, "an array of strings", string_array)
     }
 
     fn object(&self, key: &str, expected: &'static str) -> Result<Option<&'a Map>, ConfigError> {
@@ -351,10 +351,19 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// An array whose items are all strings.
+pub fn string_array(value: &Value) -> Option<Vec<String>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|item| item.as_str().map(String::from))
+        .collect()
+}
+
 fn rule_chooses_server(rule: &Map) -> bool {
     keys::TOKEN_SERVER_CHOICE
         .iter()
-        .any(|key| rule.contains_key(key))
+        .any(|key| rule.contains_key(*key))
 }
 
 /// RFC 9110 `token`: the characters allowed in a header name (pseudo-headers excluded).
@@ -401,28 +410,38 @@ impl Config {
         Ok(config)
     }
 
-    fn fingerprint(&self) -> String {
+    /// What an auth answer depends on, as one canonical JSON text: the token server (cluster,
+    /// authority, path), the mapped fields and, when context is forwarded, what is forwarded.
+    pub fn scope_text(&self) -> String {
         let server = &self.token_server;
-        let mut parts: Vec<&[u8]> = vec![
-            server.cluster.as_bytes(),
-            server.authority.as_bytes(),
-            server.path.as_bytes(),
-        ];
-        for (field, _) in &self.response_headers {
-            parts.push(field.as_bytes());
-        }
-        // What is forwarded changes the answer: such scopes never share entries with others.
-        let context: &[u8] = if self.forward_context {
-            b"+context"
-        } else {
-            b""
-        };
-        if self.forwards() {
-            parts.push(b"forward");
-            parts.push(context);
-            parts.extend(self.forward_headers.iter().map(|h| h.as_bytes()));
-        }
-        format!("{:016x}", fnv1a(&parts))
+        let fields: Vec<&str> = self
+            .response_headers
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .collect();
+        let forwarded = self
+            .forwards()
+            .then_some((self.forward_context, &self.forward_headers));
+        let canonical = (
+            &server.cluster,
+            &server.authority,
+            &server.path,
+            fields,
+            forwarded,
+        );
+        serde_json::to_string(&canonical).unwrap_or_default()
+    }
+
+    /// The scope key: a 64-bit digest of [`Config::scope_text`], as 16 hex digits. It names
+    /// shared-data slots, which every VM of the process reads, so it must be the same in every
+    /// VM: `DefaultHasher::new()` is SipHash under fixed keys, deterministic for one build of
+    /// the plugin (std's per-map `RandomState` would differ per VM). Its input is the operator's
+    /// configuration, not the client's, so nobody can steer two scopes onto one key; a digest
+    /// rather than the text keeps every cache key short.
+    fn fingerprint(&self) -> String {
+        let mut hasher = DefaultHasher::new();
+        self.scope_text().hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
     }
 
     /// Whether the auth call carries request context (`forwardRequestContext`, `forwardHeaders`).
@@ -637,7 +656,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn parse(value: Value) -> Result<Config, ConfigError> {
-        let map = json::object_from_serde(&value);
+        let map = value.as_object().unwrap().clone();
         Config::parse(&Fields::global(&map))
     }
 
@@ -692,6 +711,19 @@ mod tests {
             (5, 0)
         );
         let other = parse(json!({"tokenServerFQDN": "b", "tokenServerPort": 1})).unwrap();
+        assert_eq!(
+            other.scope_text(),
+            r#"["outbound|1||b","b","/api/token/auth",[],null]"#
+        );
+        assert_eq!(other.scope.len(), 16);
+        let forwarding = parse(json!({"tokenServerFQDN": "b", "tokenServerPort": 1,
+            "forwardHeaders": ["x-t"], "authResponseHeaders": {"role": "x-role"}}))
+        .unwrap();
+        assert_eq!(
+            forwarding.scope_text(),
+            r#"["outbound|1||b","b","/api/token/auth",["role"],[false,["x-t"]]]"#
+        );
+        assert_ne!(forwarding.scope, other.scope);
         assert_ne!(config.scope, other.scope);
         assert_eq!(
             other.scope,
@@ -899,7 +931,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_reported() {
         let map = json!({"tokenServerFqdn": "x", "tokenServerPort": 1, "_rules_": []});
-        let map = json::object_from_serde(&map);
+        let map = map.as_object().unwrap().clone();
         assert_eq!(
             Fields::global(&map).unknown_keys(),
             vec!["tokenServerFqdn".to_string()]

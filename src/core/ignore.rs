@@ -22,11 +22,9 @@
 //! - `/v1/*/status` — `*` as a whole segment matches exactly one non-empty segment;
 //! - `/*` — every path.
 
-use crate::core::bytes::{self, hex_value};
 use crate::core::target::Target;
-use ::core::fmt;
-use alloc::borrow::Cow;
-use alloc::{format, string::String, string::ToString, vec::Vec};
+use std::borrow::Cow;
+use std::fmt;
 
 /// Why a path was not normalised; such a path is never ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +94,11 @@ fn is_unreserved(byte: u8) -> bool {
 
 /// Step 2: decode unreserved escapes, canonicalise the others, reject the dangerous ones.
 fn decode_unreserved(path: &str) -> Result<String, Unsafe> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = path.as_bytes();
+    let hex_digit = |at: usize| {
+        let digit = char::from(*bytes.get(at)?).to_digit(16)?;
+        u8::try_from(digit).ok()
+    };
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
@@ -109,9 +110,7 @@ fn decode_unreserved(path: &str) -> Result<String, Unsafe> {
             i += 1;
             continue;
         }
-        let hi = bytes.get(i + 1).copied().and_then(hex_value);
-        let lo = bytes.get(i + 2).copied().and_then(hex_value);
-        let (Some(hi), Some(lo)) = (hi, lo) else {
+        let (Some(hi), Some(lo)) = (hex_digit(i + 1), hex_digit(i + 2)) else {
             return Err(Unsafe::BadEscape);
         };
         let value = hi * 16 + lo;
@@ -121,8 +120,7 @@ fn decode_unreserved(path: &str) -> Result<String, Unsafe> {
         if is_unreserved(value) {
             out.push(value);
         } else {
-            let digit = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
-            out.extend_from_slice(&[b'%', digit(hi), digit(lo)]);
+            out.extend_from_slice(format!("%{value:02X}").as_bytes());
         }
         i += 3;
     }
@@ -162,10 +160,7 @@ fn remove_dot_segments(path: &str) -> Result<String, Unsafe> {
 /// that decodes `..%3B` reads the Tomcat-style `..;`, so both are dot segments with parameters.
 fn dot_segment_base(segment: &str) -> &str {
     let bare = segment.split(';').next().unwrap_or(segment);
-    match bytes::find(bare, "%3B") {
-        Some(at) => bare.get(..at).unwrap_or(bare),
-        None => bare,
-    }
+    bare.split_once("%3B").map_or(bare, |(base, _)| base)
 }
 
 /// One compiled `ignoreUrls` entry.

@@ -12,21 +12,23 @@
 //! - [`reply`]       — the error reply body;
 //! - [`request`]     — the read-only request view and header edits;
 //! - [`stats`]       — the counters' names;
-//! - leaves: [`identity`], [`json`] (JSON in and out), [`hash`], [`bytes`]
-//!   (byte-string equality a word at a time).
+//! - [`strict`]      — serde_json with member names unique at every depth (configuration,
+//!   token-server answer, JWT claims);
+//! - leaf: [`identity`].
+//!
+//! JSON is read and written with serde_json, query strings decoded with url's `form_urlencoded`,
+//! and every map is std's `HashMap` with its default, randomly keyed hasher.
 
 pub mod auth;
-pub mod bytes;
 pub mod cache;
 pub mod config;
-pub mod hash;
 pub mod identity;
 pub mod ignore;
-pub mod json;
 pub mod reply;
 pub mod request;
 pub mod route_rules;
 pub mod stats;
+pub mod strict;
 pub mod target;
 pub mod token;
 pub mod token_server;

@@ -1,10 +1,6 @@
 //! The error reply: configured status, `content-type: application/json`, and the body template
 //! with the message JSON-escaped into its `%s` slot (the Go original filled it in unescaped).
 
-use crate::core::bytes;
-use crate::core::json;
-use alloc::{string::String, string::ToString, vec::Vec};
-
 /// A local reply the filter sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -31,19 +27,16 @@ pub struct TooManySlots;
 impl ErrorBody {
     /// Compiles a template with at most one `%s`. Any other `%` is literal.
     pub fn parse(template: &str) -> Result<ErrorBody, TooManySlots> {
-        let Some(at) = bytes::find(template, "%s") else {
-            return Ok(ErrorBody {
+        match template.split_once("%s") {
+            None => Ok(ErrorBody {
                 before: template.to_string(),
                 after: None,
-            });
-        };
-        let (before, after) = (template.get(..at), template.get(at + 2..));
-        match (before, after) {
-            (Some(before), Some(after)) if bytes::find(after, "%s").is_none() => Ok(ErrorBody {
+            }),
+            Some((_, after)) if after.contains("%s") => Err(TooManySlots),
+            Some((before, after)) => Ok(ErrorBody {
                 before: before.to_string(),
                 after: Some(after.to_string()),
             }),
-            _ => Err(TooManySlots),
         }
     }
 
@@ -52,9 +45,16 @@ impl ErrorBody {
         let Some(after) = &self.after else {
             return self.before.clone().into_bytes();
         };
-        let mut body = String::with_capacity(self.before.len() + message.len() + after.len());
+        // serde_json writes the message as a JSON string; its contents, without the quotes, go
+        // into the slot. Serialising a string cannot fail; the fallback is never taken.
+        let quoted = serde_json::to_string(message).unwrap_or_default();
+        let escaped = quoted
+            .strip_prefix('"')
+            .and_then(|q| q.strip_suffix('"'))
+            .unwrap_or_default();
+        let mut body = String::with_capacity(self.before.len() + escaped.len() + after.len());
         body.push_str(&self.before);
-        json::push_escaped(&mut body, message);
+        body.push_str(escaped);
         body.push_str(after);
         body.into_bytes()
     }
@@ -86,6 +86,17 @@ mod tests {
         let body = ErrorBody::default().render("bad \"token\"\n\\ \u{1}");
         let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(parsed["message"], "bad \"token\"\n\\ \u{1}");
+    }
+
+    #[test]
+    fn escapes_are_serde_jsons() {
+        let body = ErrorBody::default().render("q\"b\\n\n\r\t\u{0}\u{1f}\u{7f}é€😀");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"message\":\"q\\\"b\\\\n\\n\\r\\t\\u0000\\u001f\u{7f}é€😀\"}"
+        );
+        let fixed = ErrorBody::parse("<p>%s</p>").unwrap();
+        assert_eq!(fixed.render("a\"b"), b"<p>a\\\"b</p>");
     }
 
     #[test]

@@ -12,11 +12,11 @@
 //!   global configuration (no keys besides `_rules_`, or keys without a token server that serve as
 //!   defaults for the rules) an unmatched request passes untouched.
 
-use crate::core::config::{Config, ConfigError, Fields, Problem};
-use crate::core::json::{self, Map, Value};
+use crate::core::config::{string_array, Config, ConfigError, Fields, Map, Problem};
 use crate::core::request::{Attribute, RequestView};
-use alloc::rc::Rc;
-use alloc::{format, string::String, string::ToString, vec::Vec};
+use crate::core::strict;
+use serde_json::Value;
+use std::rc::Rc;
 
 pub const RULES_KEY: &str = "_rules_";
 const MATCH_ROUTE: &str = "_match_route_";
@@ -54,12 +54,13 @@ pub struct Parsed {
 }
 
 impl RuleSet {
-    /// Parses and validates the whole configuration document; nothing is half-applied.
+    /// Parses and validates the whole configuration document; nothing is half-applied. A member
+    /// named twice anywhere in it is refused ([`strict`]).
     pub fn parse(bytes: &[u8]) -> Result<Parsed, ConfigError> {
         if bytes.is_empty() {
             return Err(ConfigError::Empty);
         }
-        let document: Value = json::parse(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let document = strict::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let Value::Object(top) = document else {
             return Err(ConfigError::NotAnObject);
         };
@@ -209,7 +210,7 @@ fn match_values(index: usize, key: &str, value: &Value) -> Result<Vec<String>, C
         key: format!("{RULES_KEY}[{index}].{key}"),
         problem: Problem::WrongType("a non-empty array of non-empty strings"),
     };
-    let values = json::string_array(value).ok_or_else(error)?;
+    let values = string_array(value).ok_or_else(error)?;
     if values.is_empty() || values.iter().any(String::is_empty) {
         return Err(error());
     }
@@ -316,7 +317,7 @@ mod tests {
             b"{\"tokenServerFQDN\": \"a\",\n \"tokenServerPort\": 1,\n \"tokenServerPort\": 2}";
         assert_eq!(
             RuleSet::parse(twice).unwrap_err().to_string(),
-            "configuration is not valid JSON: duplicate member `tokenServerPort` at line 3 column 2",
+            "configuration is not valid JSON: duplicate key `tokenServerPort` at line 3 column 18",
             "README's example"
         );
         assert_eq!(
@@ -326,6 +327,106 @@ mod tests {
         assert_eq!(
             parse(json!({"_rules_": []})).unwrap_err(),
             ConfigError::NothingConfigured
+        );
+    }
+
+    fn syntax_error(text: &str) -> String {
+        match RuleSet::parse(text.as_bytes()) {
+            Err(ConfigError::Syntax(why)) => why,
+            other => panic!("{text}: expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_with_its_path_line_and_column() {
+        // Top level.
+        assert_eq!(
+            syntax_error(r#"{"tokenServerFQDN":"a","tokenServerPort":1,"tokenServerFQDN":"b"}"#),
+            "duplicate key `tokenServerFQDN` at line 1 column 60"
+        );
+        // In a `_rules_` entry, on the second line.
+        assert_eq!(
+            syntax_error(
+                "{\"_rules_\":[{\"_match_route_\":[\"r\"]},\n {\"_match_route_\":[\"s\"],\"tokenServerPort\":1,\"tokenServerPort\":2}]}"
+            ),
+            "duplicate key `_rules_[1].tokenServerPort` at line 2 column 61"
+        );
+        // In nested objects: `tokenService`, the `authResponseHeaders` map.
+        assert_eq!(
+            syntax_error(
+                r#"{"tokenService":{"type":"static","serviceName":"a","port":1,"port":2}}"#
+            ),
+            "duplicate key `tokenService.port` at line 1 column 66"
+        );
+        assert_eq!(
+            syntax_error(
+                r#"{"tokenServerCluster":"c","authResponseHeaders":{"role":"x-a","role":"x-b"}}"#
+            ),
+            "duplicate key `authResponseHeaders.role` at line 1 column 68"
+        );
+        assert_eq!(
+            syntax_error(
+                r#"{"_rules_":[{"_match_route_":["r"],"tokenServerCluster":"c","authResponseHeaders":{"n":"x-a","n":"x-b"}}]}"#
+            ),
+            "duplicate key `_rules_[0].authResponseHeaders.n` at line 1 column 96"
+        );
+        // The same key in different scopes is no duplicate.
+        assert!(RuleSet::parse(
+            br#"{"tokenServerCluster":"c","_rules_":[{"_match_route_":["r"],"tokenServerCluster":"d"}]}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        assert_eq!(
+            RuleSet::parse(b"{\"tokenServerCluster\": \"c\",\n \"uidHeaderName\": x}")
+                .unwrap_err()
+                .to_string(),
+            "configuration is not valid JSON: expected value at line 2 column 19"
+        );
+        assert_eq!(
+            syntax_error("{\"a\": 1} {"),
+            "trailing characters at line 1 column 10"
+        );
+    }
+
+    #[test]
+    fn value_errors_name_the_key() {
+        let message = |text: &str| RuleSet::parse(text.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            message(
+                r#"{"tokenServerCluster":"c","_rules_":[{"_match_route_":["r"]},{"_match_route_":["s"],"tokenServerTimeoutMs":0}]}"#
+            ),
+            "configuration key `_rules_[1].tokenServerTimeoutMs` must be in 1..=600000"
+        );
+        assert_eq!(
+            message(r#"{"tokenServerCluster":"c","authResponseHeaders":{"role":7}}"#),
+            "configuration key `authResponseHeaders.role` must be a header name string"
+        );
+        assert_eq!(
+            message(r#"{"tokenServerFQDN":"a","tokenServerPort":1.0}"#),
+            "configuration key `tokenServerPort` must be a non-negative integer"
+        );
+        assert_eq!(
+            message(r#"{"tokenServerFQDN":"a","tokenServerPort":18446744073709551616}"#),
+            "configuration key `tokenServerPort` must be a non-negative integer"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_underscore_keys_are_silent() {
+        let parsed = RuleSet::parse(
+            br#"{"tokenServerCluster":"c","tokenServerFqdn":"x","_comment":"ok",
+                "_rules_":[{"_match_route_":["r"],"uidHeader":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.warnings,
+            [
+                "configuration key `tokenServerFqdn` is unknown and ignored (check its spelling)",
+                "configuration key `_rules_[0].uidHeader` is unknown and ignored (check its spelling)"
+            ]
         );
     }
 

@@ -14,9 +14,9 @@
 //! | consul | `outbound\|<port>\|\|<serviceName>.<datacenter>.consul`        | serviceName       |
 //! | raw    | the name as given (plain Envoy `clusters:` entry)             | the cluster name  |
 
-use crate::core::json::{Map, Value};
-use ::core::time::Duration;
-use alloc::{format, string::String, string::ToString};
+use crate::core::config::Map;
+use serde_json::Value;
+use std::time::Duration;
 
 /// Where and how the auth call is sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -231,7 +231,7 @@ mod tests {
     use super::*;
 
     fn service(json: &str) -> Service {
-        Service::from_json(&crate::core::json::parse(json.as_bytes()).unwrap()).unwrap()
+        Service::from_json(&crate::core::strict::from_slice(json.as_bytes()).unwrap()).unwrap()
     }
 
     #[test]
@@ -292,8 +292,9 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_an_error() {
-        let parse =
-            |json: &str| Service::from_json(&crate::core::json::parse(json.as_bytes()).unwrap());
+        let parse = |json: &str| {
+            Service::from_json(&crate::core::strict::from_slice(json.as_bytes()).unwrap())
+        };
         assert!(parse(r#"{"type":"eureka","port":1}"#)
             .unwrap_err()
             .contains("eureka"));

@@ -18,8 +18,8 @@ pub mod percent;
 pub mod targets {
     pub mod auth_response;
     pub mod config;
-    pub mod json;
     pub mod path;
     pub mod request;
+    pub mod strict_json;
     pub mod token;
 }

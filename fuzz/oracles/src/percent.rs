@@ -4,25 +4,19 @@
 
 /// Decodes every valid escape once; invalid UTF-8 is replaced.
 pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (byte, hex) {
-            (b'%', Some(value)) => {
-                out.push(value);
-                i += 3;
-            }
-            _ => {
-                out.push(byte);
-                i += 1;
-            }
-        }
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_escapes_only() {
+        assert_eq!(percent_decode("%41%2f%2F%4%zz%"), "A//%4%zz%");
+        assert_eq!(percent_decode("%ff"), "\u{FFFD}");
+        assert_eq!(percent_decode("%252F"), "%2F");
     }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -33,7 +33,7 @@ type Oracle = fn(&[u8]);
 const TARGETS: [(&str, Oracle); 6] = [
     ("auth_response", targets::auth_response::check),
     ("config", targets::config::check),
-    ("json", targets::json::check),
+    ("strict_json", targets::strict_json::check),
     ("path", targets::path::check),
     ("request", targets::request::check),
     ("token", targets::token::check),
