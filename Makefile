@@ -71,7 +71,7 @@ build: toolchain ## Build plugin.wasm (release; wasm-opt -O3 when installed)
 	fi
 
 build-test-plugins: toolchain ## Build the host's probe and no-op test plugins and the bench's call and header floors
-	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin -p call-floor-plugin -p header-floor-plugin
+	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin -p call-floor-plugin -p header-floor-plugin -p sdk-floor-plugin
 
 # --- Python venvs under target/ ------------------------------------------------------------------
 # $(call make_venv,DIR,MINOR): a fresh `$(PYTHON) -m venv DIR`; fails with the fix when python3 is
@@ -254,7 +254,8 @@ bench: build build-test-plugins $(RUN_ENVOY_DEPS) ## Envoy instructions per requ
 	@command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
 	$(CARGO) run --locked --release -p easy-jwt-bench --bin envoy-bench -- --plugin plugin.wasm \
 		--noop $(WASM_DIR)/noop_plugin.wasm --call-floor $(WASM_DIR)/call_floor_plugin.wasm \
-		--header-floor $(WASM_DIR)/header_floor_plugin.wasm --envoy '$(RUN_ENVOY)'
+		--header-floor $(WASM_DIR)/header_floor_plugin.wasm \
+		--sdk-floor $(WASM_DIR)/sdk_floor_plugin.wasm --envoy '$(RUN_ENVOY)'
 
 soak: build $(RUN_ENVOY_DEPS) ## Long mixed run of plugin.wasm in Envoy (ENVOY_VERSION or ENVOY=): hung requests, wrong outcomes, memory growth
 	$(CARGO) run --locked --release -p easy-jwt-bench --bin envoy-soak -- --plugin plugin.wasm \
