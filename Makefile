@@ -71,8 +71,8 @@ build: toolchain ## Build plugin.wasm (release, size-tuned; wasm-opt -Oz when in
 		echo "plugin.wasm: $$(stat -c %s plugin.wasm) bytes"; \
 	fi
 
-build-test-plugins: toolchain ## Build the host's probe and no-op test plugins and the bench's call and header floors
-	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin -p call-floor-plugin -p header-floor-plugin
+build-test-plugins: toolchain ## Build the bench's no-op, call-floor and header-floor plugins
+	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p noop-plugin -p call-floor-plugin -p header-floor-plugin
 
 # --- Python venvs under target/ ------------------------------------------------------------------
 # $(call make_venv,DIR,MINOR): a fresh `$(PYTHON) -m venv DIR`; fails with the fix when python3 is
@@ -249,7 +249,7 @@ lint: toolchain ## rustfmt and clippy (warnings are errors)
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --target $(TARGET) -p easy-jwt -- -D warnings
 
-bench: build build-test-plugins $(RUN_ENVOY_DEPS) ## Envoy instructions per request (callgrind) vs no filter, no-op wasm, call floor, jwt_authn, Lua; guest wasm instructions and hostcalls; artifact size
+bench: build build-test-plugins $(RUN_ENVOY_DEPS) ## Envoy instructions per request (callgrind) vs no filter, no-op wasm, call floor, jwt_authn, Lua; artifact size
 	@command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
 	$(CARGO) run --locked --release -p easy-jwt-bench --bin envoy-bench -- --plugin plugin.wasm \
 		--noop $(WASM_DIR)/noop_plugin.wasm --call-floor $(WASM_DIR)/call_floor_plugin.wasm \
