@@ -71,17 +71,12 @@ fn rejection(bin: &envoy::EnvoyBin, config: &str) -> Vec<String> {
 
 #[test]
 fn it_stops_envoy_on_a_bad_configuration_with_one_line_naming_the_key() {
+    // A few, each an Envoy start of its own; every key's message: `core::config`'s unit tests.
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "empty"),
-        ("{not json".into(), "not valid JSON"),
-        ("{}".into(), "neither global keys nor `_rules_`"),
         (
-            config(json!({"tokenServerPort": 65536})).to_string(),
-            "`tokenServerPort`",
-        ),
-        (
-            config(json!({"ignoreUrls": ["/ok", "relative"]})).to_string(),
-            "`ignoreUrls[1]`",
+            config(json!({"tokenServerPort": 70000})).to_string(),
+            "configuration key `tokenServerPort` must be in 1..=65535",
         ),
         (
             json!({"_rules_": [
