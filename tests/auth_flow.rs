@@ -56,7 +56,9 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
         ),
         site(
             "sources",
-            config(json!({"tokenFromQuery": "access_token", "tokenFromCookie": "session", "stripToken": true, "cacheTtlSeconds": 0})),
+            config(
+                json!({"tokenFromQuery": "access_token", "tokenFromCookie": "session", "stripToken": true, "cacheTtlSeconds": 0}),
+            ),
         ),
         site(
             "mapping",
@@ -86,7 +88,11 @@ fn it_ignores_exact_and_prefix_paths_with_the_anonymous_uid() {
             let response = world.send("flow", &Request::get(path).header("x-auth-user", "999"));
             assert_eq!(uid(&response), "0", "{path}");
         }
-        assert_eq!(world.backends.mock.calls(), calls, "ignored paths make no call");
+        assert_eq!(
+            world.backends.mock.calls(),
+            calls,
+            "ignored paths make no call"
+        );
         assert_eq!(world.counter_reaching("ignored", before + 8), before + 8);
     });
 }
@@ -224,7 +230,10 @@ fn it_accepts_any_case_of_the_scheme_and_surrounding_spaces() {
             format!("BEARER  {token}  "),
             format!("  Bearer\t{token}"),
         ] {
-            let response = world.send("flow", &Request::get("/api").header("authorization", &value));
+            let response = world.send(
+                "flow",
+                &Request::get("/api").header("authorization", &value),
+            );
             assert_eq!(uid(&response), "5", "{value}");
         }
     });

@@ -35,7 +35,10 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     vec![
         site("cached", cached(json!({}))),
         site("short", cached(json!({"cacheTtlSeconds": 2}))),
-        site("isolated", cached(json!({"tokenServerCluster": OTHER_MOCK}))),
+        site(
+            "isolated",
+            cached(json!({"tokenServerCluster": OTHER_MOCK})),
+        ),
         site(
             "jwt",
             json!({"tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090, "cacheTtlSeconds": 30}),
@@ -50,7 +53,9 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
         site("off", cached(json!({"cacheTtlSeconds": 0}))),
         site(
             "mapped",
-            cached(json!({"tokenServerCluster": MAPPED, "authResponseHeaders": {"role": "x-role"}})),
+            cached(
+                json!({"tokenServerCluster": MAPPED, "authResponseHeaders": {"role": "x-role"}}),
+            ),
         ),
     ]
 }
@@ -62,9 +67,19 @@ fn it_answers_repeated_tokens_from_the_cache() {
         for _ in 0..5 {
             assert_eq!(uid(&world.get("cached", "/api", "uid-31-repeat")), "31");
         }
-        assert_eq!(world.backends.mock.calls_for("uid-31-repeat"), 1, "one miss, then hits");
-        assert_eq!(world.counter_reaching("cache_hit", before[0] + 4), before[0] + 4);
-        assert_eq!(world.counter_reaching("allowed", before[1] + 5), before[1] + 5);
+        assert_eq!(
+            world.backends.mock.calls_for("uid-31-repeat"),
+            1,
+            "one miss, then hits"
+        );
+        assert_eq!(
+            world.counter_reaching("cache_hit", before[0] + 4),
+            before[0] + 4
+        );
+        assert_eq!(
+            world.counter_reaching("allowed", before[1] + 5),
+            before[1] + 5
+        );
     });
 }
 
@@ -124,7 +139,11 @@ fn it_keeps_a_cache_per_token_server() {
         let other = world.mock_at(0);
         assert_eq!(uid(&world.get("cached", "/api", "uid-80-isolated")), "80");
         assert_eq!(uid(&world.get("isolated", "/api", "uid-80-isolated")), "80");
-        assert_eq!(other.calls_for("uid-80-isolated"), 1, "asked at its own token server");
+        assert_eq!(
+            other.calls_for("uid-80-isolated"),
+            1,
+            "asked at its own token server"
+        );
         assert_eq!(world.backends.mock.calls_for("uid-80-isolated"), 1);
     });
 }
@@ -150,7 +169,8 @@ fn it_keeps_different_tokens_apart_and_evicts_the_oldest() {
 #[test]
 fn it_never_caches_failures_denials_or_fail_open_passes() {
     each_counting(worlds(), |world| {
-        let before = world.counters_of(&["cache_hit", "denied", "token_server_failure", "fail_open"]);
+        let before =
+            world.counters_of(&["cache_hit", "denied", "token_server_failure", "fail_open"]);
         let mock = &world.backends.mock;
         for (site, token) in [
             ("cached", "deny-nocache"),
@@ -160,15 +180,25 @@ fn it_never_caches_failures_denials_or_fail_open_passes() {
         ] {
             world.get(site, "/api", token);
             world.get(site, "/api", token);
-            assert_eq!(mock.calls_for(token), 2, "{token}: every request asks again");
+            assert_eq!(
+                mock.calls_for(token),
+                2,
+                "{token}: every request asks again"
+            );
         }
         // Once the outcomes are counted, no hit was.
-        assert_eq!(world.counter_reaching("denied", before[1] + 2), before[1] + 2);
+        assert_eq!(
+            world.counter_reaching("denied", before[1] + 2),
+            before[1] + 2
+        );
         assert_eq!(
             world.counter_reaching("token_server_failure", before[2] + 4),
             before[2] + 4
         );
-        assert_eq!(world.counter_reaching("fail_open", before[3] + 2), before[3] + 2);
+        assert_eq!(
+            world.counter_reaching("fail_open", before[3] + 2),
+            before[3] + 2
+        );
         assert_eq!(world.counter("cache_hit"), before[0]);
     });
 }
@@ -200,6 +230,10 @@ fn it_keeps_mapped_fields_in_cached_answers() {
                 .header("x-role", "root"),
         );
         assert_eq!(echoed(&response, "x-role"), ["admin"]);
-        assert_eq!(server.requests(), 1, "the second answer came from the cache");
+        assert_eq!(
+            server.requests(),
+            1,
+            "the second answer came from the cache"
+        );
     });
 }

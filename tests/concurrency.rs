@@ -92,7 +92,10 @@ fn it_gives_each_of_200_concurrent_requests_its_own_uid() {
                 });
             }
         });
-        assert_eq!(world.counter_reaching("allowed", allowed + 200), allowed + 200);
+        assert_eq!(
+            world.counter_reaching("allowed", allowed + 200),
+            allowed + 200
+        );
     });
 }
 
@@ -132,10 +135,7 @@ fn it_denies_every_follower_with_its_own_reply() {
                 .collect();
             for handle in handles {
                 let response = handle.join().unwrap();
-                assert_eq!(
-                    error(&response),
-                    (401, json!({"message": "revoked"}))
-                );
+                assert_eq!(error(&response), (401, json!({"message": "revoked"})));
             }
         });
         assert_eq!(server.requests() - calls, 1, "one call for the three");

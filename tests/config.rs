@@ -105,7 +105,10 @@ fn it_stops_envoy_on_a_bad_configuration_with_one_line_naming_the_key() {
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -128,7 +131,10 @@ fn it_applies_rules_by_route_domain_and_service_first_match_first() {
     each(worlds(), |world| {
         let token = valid_token(5);
         let get = |path: &str, host: &str| {
-            world.send("rules", &Request::get(path).header("host", host).bearer(&token))
+            world.send(
+                "rules",
+                &Request::get(path).header("host", host).bearer(&token),
+            )
         };
         let uid_header = |response: &easy_jwt_testbed::http::Response| {
             ["x-route", "x-domain", "x-service", "x-global"]

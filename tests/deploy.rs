@@ -44,10 +44,7 @@ fn higress_delivered() -> &'static str {
 
 fn sites(_: &mut Backends) -> Vec<Site> {
     vec![
-        raw_site(
-            "shipped",
-            include_str!("../deploy/plugin-config.json"),
-        ),
+        raw_site("shipped", include_str!("../deploy/plugin-config.json")),
         raw_site("higress", higress_delivered())
             .route("higress-course/ingress-foo", "/foo/", ECHO_CLUSTER)
             .route("other/ingress", "/other/", ECHO_CLUSTER),
@@ -58,7 +55,10 @@ fn sites(_: &mut Backends) -> Vec<Site> {
 fn it_accepts_the_envoy_yaml_and_make_dev_configuration() {
     each(worlds(), |world| {
         // tokenServerFQDN + tokenServerPort name CLUSTER, the reference token server's.
-        assert_eq!(uid(&world.get("shipped", "/hello", &valid_token(100))), "100");
+        assert_eq!(
+            uid(&world.get("shipped", "/hello", &valid_token(100))),
+            "100"
+        );
         assert_eq!(uid(&world.send("shipped", &Request::get("/healthz"))), "0");
     });
 }
@@ -71,7 +71,10 @@ fn it_applies_the_higress_wasmplugin_to_its_ingress_only() {
         "higress-course/ingress-foo"
     );
     each(worlds(), |world| {
-        assert_eq!(uid(&world.get("higress", "/foo/hello", &valid_token(100))), "100");
+        assert_eq!(
+            uid(&world.get("higress", "/foo/hello", &valid_token(100))),
+            "100"
+        );
         let (status, _) = error(&world.send("higress", &Request::get("/foo/hello")));
         assert_eq!(status, 401);
         let elsewhere = world.send(

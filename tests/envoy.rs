@@ -44,7 +44,10 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     sites.push(site("ctx-plain", base_config(json!({}))));
     sites.push(site("ctx-mock", base_config(forwarding)));
     sites.push(site("ctx-reference", reference));
-    sites.push(site("keepalive", base_config(json!({"cacheTtlSeconds": 30}))));
+    sites.push(site(
+        "keepalive",
+        base_config(json!({"cacheTtlSeconds": 30})),
+    ));
     sites.push(properties_site());
     sites
 }
@@ -133,9 +136,7 @@ fn tail(text: &str, lines: usize) -> String {
 /// `_match_route_` and `_match_route_prefix_`), the cluster name (`xds.cluster_name`, for
 /// `_match_service_`) and `:authority` (`_match_domain_`). Each rule names its own uid header.
 fn properties_site() -> Site {
-    let rule = |key: &str, value: &str, header: &str| {
-        json!({key: [value], "tokenServerCluster": MOCK_CLUSTER, "uidHeaderName": header})
-    };
+    let rule = |key: &str, value: &str, header: &str| json!({key: [value], "tokenServerCluster": MOCK_CLUSTER, "uidHeaderName": header});
     site(
         "properties",
         json!({
@@ -340,4 +341,3 @@ fn a_per_path_decision_is_never_short_circuited_by_the_cache() {
         );
     });
 }
-

@@ -26,7 +26,10 @@ fn worlds() -> &'static [World] {
 
 /// Calls `cluster` with a 300 ms timeout, no cache.
 fn to(cluster: &str, extra: Value) -> Value {
-    let mut config = calling(cluster, json!({"tokenServerTimeoutMs": 300, "cacheTtlSeconds": 0}));
+    let mut config = calling(
+        cluster,
+        json!({"tokenServerTimeoutMs": 300, "cacheTtlSeconds": 0}),
+    );
     for (key, value) in extra.as_object().unwrap() {
         config[key] = value.clone();
     }
@@ -42,11 +45,19 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     let hang = fake("hang", FakeServer::start(Behaviour::Hang));
     let html = fake(
         "html",
-        FakeServer::respond(500, "text/html", b"<html><body>Internal Server Error</body></html>"),
+        FakeServer::respond(
+            500,
+            "text/html",
+            b"<html><body>Internal Server Error</body></html>",
+        ),
     );
     let maintenance = fake(
         "maintenance",
-        FakeServer::respond(503, "application/json", br#"{"message":"maintenance \"window\""}"#),
+        FakeServer::respond(
+            503,
+            "application/json",
+            br#"{"message":"maintenance \"window\""}"#,
+        ),
     );
     let reset = fake("reset", FakeServer::start(Behaviour::ResetMidBody));
     let deny = fake(
@@ -55,7 +66,10 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     );
     let mut sites = vec![
         site("down", to(CLOSED_CLUSTER, json!({}))),
-        site("hang", to(&hang, json!({"tokenServerFailureStatusCode": 503}))),
+        site(
+            "hang",
+            to(&hang, json!({"tokenServerFailureStatusCode": 503})),
+        ),
         site("html", to(&html, json!({}))),
         site(
             "maintenance",
@@ -101,14 +115,20 @@ fn it_fails_closed_when_the_token_server_is_down() {
 #[test]
 fn it_fails_closed_when_the_token_server_never_answers() {
     each(worlds(), |world| {
-        assert_eq!(failure_of(world, "hang"), (503, "token server timeout".into()));
+        assert_eq!(
+            failure_of(world, "hang"),
+            (503, "token server timeout".into())
+        );
     });
 }
 
 #[test]
 fn it_fails_closed_on_500_with_html() {
     each(worlds(), |world| {
-        assert_eq!(failure_of(world, "html"), (401, "token server error".into()));
+        assert_eq!(
+            failure_of(world, "html"),
+            (401, "token server error".into())
+        );
     });
 }
 
@@ -175,7 +195,10 @@ fn it_fails_open_only_on_failures_when_configured() {
             "down-open",
             &Request::get("/api").bearer("t").header("x-auth-user", "5"),
         );
-        assert!(echoed(&response, "x-auth-user").is_empty(), "no uid on fail-open");
+        assert!(
+            echoed(&response, "x-auth-user").is_empty(),
+            "no uid on fail-open"
+        );
         assert_eq!(
             echoed(&response, "x-envoy-auth-failure-mode-allowed"),
             ["true"]

@@ -63,18 +63,24 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
         backends.fake(&cluster, server);
         cluster
     };
-    let mut clusters = vec![(
-        "down".to_string(),
-        CLOSED_CLUSTER.to_string(),
-    )];
-    clusters.push(("hang".into(), fake("hang", FakeServer::start(Behaviour::Hang))));
+    let mut clusters = vec![("down".to_string(), CLOSED_CLUSTER.to_string())];
+    clusters.push((
+        "hang".into(),
+        fake("hang", FakeServer::start(Behaviour::Hang)),
+    ));
     clusters.push((
         "503".into(),
-        fake("503", FakeServer::respond(503, "text/plain", b"unavailable")),
+        fake(
+            "503",
+            FakeServer::respond(503, "text/plain", b"unavailable"),
+        ),
     ));
     clusters.push((
         "500-html".into(),
-        fake("500-html", FakeServer::respond(500, "text/html", b"<html>oops</html>")),
+        fake(
+            "500-html",
+            FakeServer::respond(500, "text/html", b"<html>oops</html>"),
+        ),
     ));
     clusters.push((
         "200-garbage".into(),
@@ -85,7 +91,10 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     ));
     for (i, body) in BAD_UIDS.iter().enumerate() {
         let name = format!("uid{i}");
-        let cluster = fake(&name, FakeServer::respond(200, "application/json", body.as_bytes()));
+        let cluster = fake(
+            &name,
+            FakeServer::respond(200, "application/json", body.as_bytes()),
+        );
         clusters.push((name, cluster));
     }
     clusters.push((
@@ -113,9 +122,15 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     let mut sites: Vec<Site> = Vec::new();
     for (name, cluster) in &clusters {
         sites.push(site(name, to(cluster, json!({}))));
-        sites.push(site(&format!("{name}-open"), to(cluster, json!({"failOpen": true}))));
+        sites.push(site(
+            &format!("{name}-open"),
+            to(cluster, json!({"failOpen": true})),
+        ));
     }
-    sites.push(site("big", to(&big, json!({"tokenServerTimeoutMs": 10_000}))));
+    sites.push(site(
+        "big",
+        to(&big, json!({"tokenServerTimeoutMs": 10_000})),
+    ));
     sites.push(site("reset", to(&reset, json!({}))));
     sites.push(site("drip", to(&drip, json!({}))));
     sites.push(site("main", base_config(json!({}))));
@@ -125,8 +140,16 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
 
 /// The VM still ignores and refuses on `site`, and allows (through `main`, the same VM).
 fn next_request_is_served(world: &World, site: &str) {
-    assert_eq!(uid(&world.send(site, &Request::get("/public/next"))), "0", "{site}");
-    assert_eq!(world.send(site, &Request::get("/api")).status, 401, "{site}");
+    assert_eq!(
+        uid(&world.send(site, &Request::get("/public/next"))),
+        "0",
+        "{site}"
+    );
+    assert_eq!(
+        world.send(site, &Request::get("/api")).status,
+        401,
+        "{site}"
+    );
     assert_eq!(uid(&world.get("main", "/api", "uid-7-next")), "7", "{site}");
 }
 
@@ -171,7 +194,10 @@ fn it_fails_open_on_every_server_fault_when_configured() {
                 &site,
                 &Request::get("/api").bearer("t").header("x-auth-user", "5"),
             );
-            assert!(echoed(&response, "x-auth-user").is_empty(), "{site}: no uid on fail-open");
+            assert!(
+                echoed(&response, "x-auth-user").is_empty(),
+                "{site}: no uid on fail-open"
+            );
             assert_eq!(
                 echoed(&response, "x-envoy-auth-failure-mode-allowed"),
                 ["true"],
@@ -194,7 +220,10 @@ fn it_fails_closed_on_uids_that_are_not_non_negative_integers() {
             );
             next_request_is_served(world, &site);
         }
-        assert_eq!(uid(&world.get("uid-max", "/api", "t")), "18446744073709551615");
+        assert_eq!(
+            uid(&world.get("uid-max", "/api", "t")),
+            "18446744073709551615"
+        );
     });
 }
 
@@ -290,7 +319,11 @@ fn it_refuses_repeated_authorization_headers_which_envoy_joins_into_one() {
 fn it_reads_non_ascii_header_values_as_text() {
     each(worlds(), |world| {
         let mock = &world.backends.mock;
-        for token in ["uid-6-tök€n", "uid-6-\u{FFFD}\u{FFFD}", "uid-6-a\u{10FFFF}b"] {
+        for token in [
+            "uid-6-tök€n",
+            "uid-6-\u{FFFD}\u{FFFD}",
+            "uid-6-a\u{10FFFF}b",
+        ] {
             assert_eq!(uid(&world.get("main", "/api", token)), "6", "{token}");
             assert_eq!(mock.calls_for(token), 1, "{token} sent as is");
         }

@@ -76,7 +76,11 @@ fn it_configures_each_worker_vm_and_sums_their_counters() {
         assert_eq!(threads.len(), 3, "main thread and two workers: {threads:?}");
         let allowed = world.counter("allowed");
         sixteen(world, "pervm", "uid-90-sum");
-        assert_eq!(world.backends.mock.calls_for("uid-90-sum"), 2, "both workers served");
+        assert_eq!(
+            world.backends.mock.calls_for("uid-90-sum"),
+            2,
+            "both workers served"
+        );
         assert_eq!(
             world.counter_reaching("allowed", allowed + 16),
             allowed + 16,

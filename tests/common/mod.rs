@@ -305,7 +305,9 @@ impl World {
             .into_iter()
             .flatten()
             .filter_map(|stat| {
-                let name = stat["name"].as_str()?.strip_prefix("wasmcustom.easy_jwt.")?;
+                let name = stat["name"]
+                    .as_str()?
+                    .strip_prefix("wasmcustom.easy_jwt.")?;
                 Some((name.to_string(), stat["value"].as_i64()?))
             })
             .collect()
@@ -585,37 +587,40 @@ impl Drop for FakeServer {
     }
 }
 
-fn serve_fake(mut stream: TcpStream, behaviour: &Behaviour, stop: &AtomicBool, count: &AtomicUsize) {
-    // Envoy keeps upstream connections alive: answer every request on this one.
-    while read_request(&mut stream) {
-        count.fetch_add(1, Ordering::SeqCst);
-        match behaviour {
-            Behaviour::Raw(bytes) => {
-                let _ = stream.write_all(bytes);
-                return;
-            }
-            Behaviour::Hang => {
-                // Hold the socket until the process ends; no answer ever comes.
-                let mut sink = [0u8; 1024];
-                while stream.read(&mut sink).is_ok_and(|n| n > 0) {}
-                return;
-            }
-            Behaviour::ResetMidBody => {
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"uid\":",
-                );
-                let _ = stream.flush();
-                return;
-            }
-            Behaviour::Drip(bytes, delay) => {
-                for byte in bytes {
-                    if stop.load(Ordering::Relaxed) || stream.write_all(&[*byte]).is_err() {
-                        return;
-                    }
-                    let _ = stream.flush();
-                    thread::sleep(*delay);
+fn serve_fake(
+    mut stream: TcpStream,
+    behaviour: &Behaviour,
+    stop: &AtomicBool,
+    count: &AtomicUsize,
+) {
+    // One request per connection: every answer ends it (`connection: close`, a hang, a short
+    // body or the end of a drip), so Envoy opens a new one for the next call.
+    if !read_request(&mut stream) {
+        return;
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    match behaviour {
+        Behaviour::Raw(bytes) => {
+            let _ = stream.write_all(bytes);
+        }
+        Behaviour::Hang => {
+            // Hold the socket until Envoy closes it; no answer ever comes.
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).is_ok_and(|n| n > 0) {}
+        }
+        Behaviour::ResetMidBody => {
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"uid\":",
+            );
+            let _ = stream.flush();
+        }
+        Behaviour::Drip(bytes, delay) => {
+            for byte in bytes {
+                if stop.load(Ordering::Relaxed) || stream.write_all(&[*byte]).is_err() {
+                    return;
                 }
-                return;
+                let _ = stream.flush();
+                thread::sleep(*delay);
             }
         }
     }

@@ -615,7 +615,10 @@ impl Envoy {
             .arg("--log-level")
             .arg(opts.log_level)
             .arg("--component-log-level")
-            .arg(format!("wasm:{}", opts.wasm_log_level.unwrap_or(opts.log_level)))
+            .arg(format!(
+                "wasm:{}",
+                opts.wasm_log_level.unwrap_or(opts.log_level)
+            ))
             .arg("--log-path")
             .arg(&log_file)
             // The log file reaches the disk within 50 ms (Envoy's default is 10 s), for tests
