@@ -70,8 +70,8 @@ build: toolchain ## Build plugin.wasm (release; wasm-opt -O3 when installed)
 		echo "error: plugin.wasm is $$size bytes, over the $(SIZE_CEILING)-byte ceiling: a dependency grew? (cargo tree -e normal -p easy-jwt --target $(TARGET))" >&2; exit 1; \
 	fi
 
-build-test-plugins: toolchain ## Build the host's probe and no-op test plugins and the bench's call and header floors
-	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p probe-plugin -p noop-plugin -p call-floor-plugin -p header-floor-plugin -p sdk-floor-plugin
+build-test-plugins: toolchain ## Build the bench's no-op, call-floor, header-floor and SDK-floor plugins
+	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p noop-plugin -p call-floor-plugin -p header-floor-plugin -p sdk-floor-plugin
 
 # --- Python venvs under target/ ------------------------------------------------------------------
 # $(call make_venv,DIR,MINOR): a fresh `$(PYTHON) -m venv DIR`; fails with the fix when python3 is
@@ -135,7 +135,7 @@ define deploy_checks
 endef
 
 # tests/deploy.rs runs tests/deploy/check_manifests.py with target/pyenv's python (PyYAML).
-test: build build-test-plugins check-envoy $(PYENV)/.installed ## Unit and end-to-end tests of plugin.wasm in Envoy (ENVOY_VERSIONS or ENVOY=), deploy checks, README commands
+test: build check-envoy $(PYENV)/.installed ## Unit and end-to-end tests of plugin.wasm in Envoy (ENVOY_VERSIONS or ENVOY=), deploy checks, README commands
 	ENVOY_BINS='$(ENVOY_BINS)' $(CARGO) test --locked --workspace
 	$(deploy_checks)
 	$(CARGO) build --locked -p token-server -p echo-server
@@ -250,7 +250,7 @@ lint: toolchain ## rustfmt and clippy (warnings are errors)
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --target $(TARGET) -p easy-jwt -- -D warnings
 
-bench: build build-test-plugins $(RUN_ENVOY_DEPS) ## Envoy instructions per request (callgrind) vs no filter, no-op wasm, call floor, jwt_authn, Lua; guest wasm instructions and hostcalls; artifact size
+bench: build build-test-plugins $(RUN_ENVOY_DEPS) ## Envoy instructions per request (callgrind) vs no filter, no-op wasm, call floor, jwt_authn, Lua; artifact size
 	@command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
 	$(CARGO) run --locked --release -p easy-jwt-bench --bin envoy-bench -- --plugin plugin.wasm \
 		--noop $(WASM_DIR)/noop_plugin.wasm --call-floor $(WASM_DIR)/call_floor_plugin.wasm \

@@ -1,145 +1,239 @@
-//! The auth-result cache of the real artifact: hit, miss, expiry by TTL and by the JWT `exp`
-//! (on the host's controllable clock), eviction, sharing across worker VMs, never caching
-//! failures, and the cache turned off.
+//! The auth-result cache of the real artifact in Envoy: hits, expiry by `cacheTtlSeconds` and by
+//! the JWT `exp` over real time, one cache per token server, eviction, never caching failures,
+//! mapped fields kept, and the cache turned off. (Sharing across workers: `tests/workers.rs`.)
 
 mod common;
 
 use common::*;
-use easy_jwt_host::vm::CallOutcome;
-use easy_jwt_host::HostEnv;
+use easy_jwt_testbed::http::Request;
+use easy_jwt_testbed::token_server;
 use serde_json::json;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-fn cached(extra: serde_json::Value) -> Vec<u8> {
-    let mut cfg = json!({"cacheTtlSeconds": 30});
-    for (key, value) in extra.as_object().unwrap() {
-        cfg[key] = value.clone();
-    }
-    config(cfg)
+const OTHER_MOCK: &str = "outbound|9092||other-token-server.dns";
+const MAPPED: &str = "outbound|80||mapped.fake";
+
+fn worlds() -> &'static [World] {
+    static WORLDS: OnceLock<Vec<World>> = OnceLock::new();
+    WORLDS.get_or_init(|| start_worlds(sites, Setup::default()))
 }
 
-fn calls_for(gw: &mut Gateway, token: &str, times: usize) -> usize {
-    let before = gw.calls.len();
-    for _ in 0..times {
-        gw.send(Req::get("/api").bearer(token)).uid();
-    }
-    gw.calls.len() - before
+fn sites(backends: &mut Backends) -> Vec<Site> {
+    backends.other_mock(OTHER_MOCK);
+    backends.fake(
+        MAPPED,
+        FakeServer::respond(200, "application/json", br#"{"uid":3,"role":"admin"}"#),
+    );
+    let cached = |extra: serde_json::Value| {
+        let mut config = base_config(json!({"cacheTtlSeconds": 30, "tokenServerTimeoutMs": 300}));
+        for (key, value) in extra.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        config
+    };
+    vec![
+        site("cached", cached(json!({}))),
+        site("short", cached(json!({"cacheTtlSeconds": 2}))),
+        site(
+            "isolated",
+            cached(json!({"tokenServerCluster": OTHER_MOCK})),
+        ),
+        site(
+            "jwt",
+            json!({"tokenServerFQDN": "token-server.dns", "tokenServerPort": 9090, "cacheTtlSeconds": 30}),
+        ),
+        // A VM of its own: the per-VM map holds only this site's entries.
+        site(
+            "evict",
+            cached(json!({"cacheMaxEntries": 2, "cacheSharedSlots": 0})),
+        )
+        .own_vm(),
+        site("failopen", cached(json!({"failOpen": true}))),
+        site("off", cached(json!({"cacheTtlSeconds": 0}))),
+        site(
+            "mapped",
+            cached(
+                json!({"tokenServerCluster": MAPPED, "authResponseHeaders": {"role": "x-role"}}),
+            ),
+        ),
+    ]
 }
 
 #[test]
-fn it_answers_repeated_tokens_from_the_cache_until_the_ttl() {
-    let server = TokenServer::start();
-    let token = server.create(31);
-    let mut gw = Gateway::with_token_server(&cached(json!({})), &server);
-    assert_eq!(calls_for(&mut gw, &token, 5), 1, "one miss, then hits");
-    assert_eq!(gw.counter("cache_hit"), 4);
-    assert_eq!(gw.counter("allowed"), 5);
-    gw.clock.advance(Duration::from_secs(29));
-    assert_eq!(calls_for(&mut gw, &token, 1), 0, "still fresh at 29 s");
-    gw.clock.advance(Duration::from_secs(2));
-    assert_eq!(calls_for(&mut gw, &token, 1), 1, "expired after 30 s");
+fn it_answers_repeated_tokens_from_the_cache() {
+    each_counting(worlds(), |world| {
+        let before = world.counters_of(&["cache_hit", "allowed"]);
+        for _ in 0..5 {
+            assert_eq!(uid(&world.get("cached", "/api", "uid-31-repeat")), "31");
+        }
+        assert_eq!(
+            world.backends.mock.calls_for("uid-31-repeat"),
+            1,
+            "one miss, then hits"
+        );
+        assert_eq!(
+            world.counter_reaching("cache_hit", before[0] + 4),
+            before[0] + 4
+        );
+        assert_eq!(
+            world.counter_reaching("allowed", before[1] + 5),
+            before[1] + 5
+        );
+    });
+}
+
+#[test]
+fn it_asks_again_once_cache_ttl_seconds_have_passed() {
+    each(worlds(), |world| {
+        let mock = &world.backends.mock;
+        let first = Instant::now();
+        assert_eq!(uid(&world.get("short", "/api", "uid-81-ttl")), "81");
+        assert_eq!(uid(&world.get("short", "/api", "uid-81-ttl")), "81");
+        assert_eq!(mock.calls_for("uid-81-ttl"), 1, "the repeat is a hit");
+        // Ask until the token server is asked again: the entry lives 2 s on the plugin's
+        // whole-second clock, so between 1 and 2 s (plus one tick of the plugin's clock).
+        let deadline = first + Duration::from_secs(5);
+        while mock.calls_for("uid-81-ttl") == 1 && Instant::now() < deadline {
+            assert_eq!(uid(&world.get("short", "/api", "uid-81-ttl")), "81");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let expired_after = first.elapsed();
+        assert_eq!(mock.calls_for("uid-81-ttl"), 2, "asked again within 5 s");
+        assert!(
+            expired_after >= Duration::from_millis(950),
+            "served from the cache for {expired_after:?} only"
+        );
+    });
 }
 
 #[test]
 fn it_never_serves_an_entry_past_the_jwt_exp() {
-    let server = TokenServer::start();
-    let token = token_server::mint(SECRET, 44, token_server::now_unix() + 5);
-    let mut gw = Gateway::with_token_server(&cached(json!({"cacheTtlSeconds": 3600})), &server);
-    assert_eq!(calls_for(&mut gw, &token, 2), 1);
-    gw.clock.advance(Duration::from_secs(6));
-    // Past exp the cache misses and the token server (whose clock is real) decides. Its clock
-    // has not moved, so it still accepts: what matters is that a call was made.
-    let before = gw.calls.len();
-    gw.send(Req::get("/api").bearer(&token));
-    assert_eq!(
-        gw.calls.len() - before,
-        1,
-        "an entry is never used past exp"
-    );
+    each(worlds(), |world| {
+        let exp = token_server::now_unix() + 2;
+        let token = token_server::mint(SECRET, 82, exp);
+        assert_eq!(uid(&world.get("jwt", "/hello", &token)), "82");
+        // Until exp the (cached) answer stands; from exp on the token server says it expired.
+        let deadline = Instant::now() + Duration::from_secs(6);
+        let expired = loop {
+            let response = world.get("jwt", "/hello", &token);
+            if !is_upstream(&response) {
+                break response;
+            }
+            assert!(
+                token_server::now_unix() <= exp,
+                "served past exp {exp}: {}",
+                response.text()
+            );
+            assert!(Instant::now() < deadline, "still served after exp");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(token_server::now_unix() >= exp);
+        assert_eq!(failure(&expired), (401, "token is expired".to_string()));
+    });
+}
+
+#[test]
+fn it_keeps_a_cache_per_token_server() {
+    each(worlds(), |world| {
+        let other = world.mock_at(0);
+        assert_eq!(uid(&world.get("cached", "/api", "uid-80-isolated")), "80");
+        assert_eq!(uid(&world.get("isolated", "/api", "uid-80-isolated")), "80");
+        assert_eq!(
+            other.calls_for("uid-80-isolated"),
+            1,
+            "asked at its own token server"
+        );
+        assert_eq!(world.backends.mock.calls_for("uid-80-isolated"), 1);
+    });
 }
 
 #[test]
 fn it_keeps_different_tokens_apart_and_evicts_the_oldest() {
-    let mut gw = Gateway::start(
-        &cached(json!({"cacheMaxEntries": 2, "cacheSharedSlots": 0})),
-        Answerer::Fixed(answer(200, r#"{"uid":1}"#)),
-    );
-    for token in ["a", "b", "c"] {
-        assert_eq!(calls_for(&mut gw, token, 1), 1);
-    }
-    assert_eq!(calls_for(&mut gw, "c", 1), 0, "newest kept");
-    assert_eq!(calls_for(&mut gw, "b", 1), 0, "second newest kept");
-    assert_eq!(calls_for(&mut gw, "a", 1), 1, "oldest evicted at 2 entries");
-}
-
-#[test]
-fn it_shares_answers_between_worker_vms() {
-    let clock = manual_clock();
-    let env = HostEnv::with_clock(clock.clone());
-    let cfg = cached(json!({}));
-    let mut first = Gateway::start_in(
-        &env,
-        clock.clone(),
-        &cfg,
-        Answerer::Fixed(answer(200, r#"{"uid":9,"role":"x"}"#)),
-    );
-    let mut second = Gateway::start_in(&env, clock, &cfg, Answerer::Fixed(CallOutcome::Reset));
-    assert_eq!(
-        first.send(Req::get("/api").bearer("shared-token")).uid(),
-        "9"
-    );
-    let outcome = second.send(Req::get("/api").bearer("shared-token"));
-    assert_eq!(
-        outcome.uid(),
-        "9",
-        "the second VM reads the first one's answer"
-    );
-    assert!(second.calls.is_empty());
-    // A different token in the same slot space is not served another's entry.
-    let (status, _) = second.send(Req::get("/api").bearer("other-token")).error();
-    assert_eq!(status, 401);
+    each(worlds(), |world| {
+        let mock = &world.backends.mock;
+        let calls = |token: &str| {
+            let before = mock.calls_for(token);
+            assert_eq!(uid(&world.get("evict", "/api", token)), "1");
+            mock.calls_for(token) - before
+        };
+        for token in ["uid-1-a", "uid-1-b", "uid-1-c"] {
+            assert_eq!(calls(token), 1, "{token}");
+        }
+        assert_eq!(calls("uid-1-c"), 0, "newest kept");
+        assert_eq!(calls("uid-1-b"), 0, "second newest kept");
+        assert_eq!(calls("uid-1-a"), 1, "oldest evicted at 2 entries");
+    });
 }
 
 #[test]
 fn it_never_caches_failures_denials_or_fail_open_passes() {
-    for (answerer, extra) in [
-        (
-            Answerer::Fixed(answer(401, r#"{"message":"no"}"#)),
-            json!({}),
-        ),
-        (Answerer::Fixed(answer(500, "oops")), json!({})),
-        (
-            Answerer::Fixed(CallOutcome::Timeout),
-            json!({"failOpen": true}),
-        ),
-        (Answerer::Fixed(answer(200, r#"{"uid":"x"}"#)), json!({})),
-    ] {
-        let mut gw = Gateway::start(&cached(extra), answerer);
-        gw.send(Req::get("/api").bearer("t"));
-        gw.send(Req::get("/api").bearer("t"));
-        assert_eq!(gw.calls.len(), 2, "every request asks again");
-        assert_eq!(gw.counter("cache_hit"), 0);
-    }
+    each_counting(worlds(), |world| {
+        let before =
+            world.counters_of(&["cache_hit", "denied", "token_server_failure", "fail_open"]);
+        let mock = &world.backends.mock;
+        for (site, token) in [
+            ("cached", "deny-nocache"),
+            ("cached", "e500-nocache"),
+            ("failopen", "hang-nocache"),
+            ("cached", "uidstr-x-nocache"),
+        ] {
+            world.get(site, "/api", token);
+            world.get(site, "/api", token);
+            assert_eq!(
+                mock.calls_for(token),
+                2,
+                "{token}: every request asks again"
+            );
+        }
+        // Once the outcomes are counted, no hit was.
+        assert_eq!(
+            world.counter_reaching("denied", before[1] + 2),
+            before[1] + 2
+        );
+        assert_eq!(
+            world.counter_reaching("token_server_failure", before[2] + 4),
+            before[2] + 4
+        );
+        assert_eq!(
+            world.counter_reaching("fail_open", before[3] + 2),
+            before[3] + 2
+        );
+        assert_eq!(world.counter("cache_hit"), before[0]);
+    });
 }
 
 #[test]
 fn it_calls_every_time_with_the_cache_off() {
-    let mut gw = Gateway::start(
-        &cached(json!({"cacheTtlSeconds": 0})),
-        Answerer::Fixed(answer(200, r#"{"uid":2}"#)),
-    );
-    assert_eq!(calls_for(&mut gw, "t", 3), 3);
-    assert_eq!(gw.counter("cache_hit"), 0);
+    each_counting(worlds(), |world| {
+        let [hits, allowed] = world.counters_of(&["cache_hit", "allowed"])[..] else {
+            unreachable!()
+        };
+        for _ in 0..3 {
+            assert_eq!(uid(&world.get("off", "/api", "uid-2-off")), "2");
+        }
+        assert_eq!(world.backends.mock.calls_for("uid-2-off"), 3);
+        assert_eq!(world.counter_reaching("allowed", allowed + 3), allowed + 3);
+        assert_eq!(world.counter("cache_hit"), hits);
+    });
 }
 
 #[test]
 fn it_keeps_mapped_fields_in_cached_answers() {
-    let mut gw = Gateway::start(
-        &cached(json!({"authResponseHeaders": {"role": "x-role"}})),
-        Answerer::Fixed(answer(200, r#"{"uid":3,"role":"admin"}"#)),
-    );
-    gw.send(Req::get("/api").bearer("t"));
-    let outcome = gw.send(Req::get("/api").bearer("t").header("x-role", "root"));
-    assert_eq!(outcome.values("x-role"), vec!["admin".to_string()]);
-    assert_eq!(gw.calls.len(), 1);
+    each(worlds(), |world| {
+        let server = world.fake_at(0);
+        world.get("mapped", "/api", "mapped-token");
+        let response = world.send(
+            "mapped",
+            &Request::get("/api")
+                .bearer("mapped-token")
+                .header("x-role", "root"),
+        );
+        assert_eq!(echoed(&response, "x-role"), ["admin"]);
+        assert_eq!(
+            server.requests(),
+            1,
+            "the second answer came from the cache"
+        );
+    });
 }

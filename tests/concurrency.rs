@@ -1,138 +1,144 @@
-//! Many paused requests at once, answers out of order, clients that go away, coalesced calls.
+//! Many paused requests at once in Envoy, coalesced calls, a leader that goes away, followers
+//! denied each with their own reply.
 
 mod common;
 
 use common::*;
-use easy_jwt_host::vm::{Event, StreamState};
+use easy_jwt_testbed::http::{Conn, Request};
 use serde_json::json;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::Duration;
 
-#[test]
-fn it_gives_each_of_1000_paused_requests_its_own_uid_whatever_the_answer_order() {
-    let server = TokenServer::start();
-    let mut gw = Gateway::with_token_server(&config(json!({"cacheTtlSeconds": 0})), &server);
-    let expires = token_server::now_unix() + 600;
-    let mut streams = Vec::new();
-    for uid in 0..1000i64 {
-        let token = token_server::mint(SECRET, 10_000 + uid, expires);
-        let (id, state) = gw.begin(
-            Req::get("/api")
-                .bearer(&token)
-                .header("x-auth-user", "spoofed"),
-        );
-        assert_eq!(state, StreamState::Paused);
-        streams.push((id, 10_000 + uid));
-    }
-    let mut calls = gw.vm.take_calls();
-    assert_eq!(calls.len(), 1000, "one call per distinct token");
-    // Answer in an order unrelated to the dispatch order: odd tokens first, each half reversed.
-    calls.sort_by_key(|call| (call.token % 8 == 4, std::cmp::Reverse(call.token)));
-    for call in calls {
-        let outcome = gw.perform(&call);
-        gw.vm.deliver_call(call.token, outcome);
-    }
-    for (id, uid) in streams {
-        let outcome = gw.outcome_of(id, gw.vm.state(id));
-        assert_eq!(outcome.uid(), uid.to_string());
-        gw.vm.end_stream(id);
-    }
-    assert_eq!(gw.counter("allowed"), 1000);
-    assert!(gw.vm.failed().is_none());
+const SLOW_DENY: &str = "outbound|80||slow-deny.fake";
+
+fn worlds() -> &'static [World] {
+    static WORLDS: OnceLock<Vec<World>> = OnceLock::new();
+    WORLDS.get_or_init(|| start_worlds(sites, Setup::default()))
 }
 
-#[test]
-fn it_ignores_a_late_answer_for_a_client_that_went_away() {
-    let server = TokenServer::start();
-    let token = server.create(3);
-    let mut gw = Gateway::with_token_server(&config(json!({"cacheTtlSeconds": 0})), &server);
-    let (id, state) = gw.begin(Req::get("/api").bearer(&token));
-    assert_eq!(state, StreamState::Paused);
-    let calls = gw.vm.take_calls();
-    gw.vm.end_stream(id); // client gone: on_log, on_done, on_delete while the call is in flight
-    for call in calls {
-        let outcome = gw.perform(&call);
-        let events = gw.vm.deliver_call(call.token, outcome);
-        assert!(
-            events.is_empty(),
-            "nothing happens to a dead stream: {events:?}"
-        );
-    }
-    assert!(
-        gw.vm.failed().is_none(),
-        "late answer trapped the VM: {}",
-        gw.log_text()
+fn sites(backends: &mut Backends) -> Vec<Site> {
+    // A 401 that takes ~300 ms to arrive, so the requests after the first one wait for its call.
+    backends.fake(
+        SLOW_DENY,
+        FakeServer::start(Behaviour::Drip(
+            raw_answer(401, "application/json", br#"{"message":"revoked"}"#),
+            Duration::from_millis(2),
+        )),
     );
-    assert_eq!(
-        gw.send(Req::get("/api").bearer(&token)).uid(),
-        "3",
-        "the VM keeps serving"
-    );
+    vec![
+        site("main", base_config(json!({}))),
+        site("deny", calling(SLOW_DENY, json!({}))),
+    ]
+}
+
+/// `n` keep-alive connections to `site`, each already used once (so the next requests arrive
+/// together, while the first call is in flight).
+fn warm_connections(world: &World, site: &str, n: usize) -> Vec<Conn> {
+    (0..n)
+        .map(|_| {
+            let mut conn = Conn::open(world.addr(site));
+            assert_eq!(conn.send(&Request::get("/public/warm")).status, 200);
+            conn
+        })
+        .collect()
 }
 
 #[test]
 fn it_makes_one_call_for_concurrent_requests_with_the_same_token() {
-    let server = TokenServer::start();
-    let token = server.create(77);
-    let mut gw = Gateway::with_token_server(&config(json!({"cacheTtlSeconds": 0})), &server);
-    let ids: Vec<_> = (0..5)
-        .map(|_| gw.begin(Req::get("/api").bearer(&token)).0)
-        .collect();
-    let calls = gw.vm.take_calls();
-    assert_eq!(calls.len(), 1, "one call in flight per token");
-    let outcome = gw.perform(&calls[0]);
-    let events = gw.vm.deliver_call(calls[0].token, outcome);
-    assert_eq!(events.len(), 5, "every waiting request resumes: {events:?}");
-    for id in ids {
-        assert_eq!(gw.outcome_of(id, gw.vm.state(id)).uid(), "77");
-    }
+    each(worlds(), |world| {
+        let conns = warm_connections(world, "main", 8);
+        let responses: Vec<_> = thread::scope(|scope| {
+            conns
+                .into_iter()
+                .map(|mut conn| {
+                    scope.spawn(move || {
+                        conn.send(&Request::get("/hello").bearer("slow-400-coalesce"))
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect()
+        });
+        for response in &responses {
+            assert_eq!(uid(response), "7");
+        }
+        assert_eq!(
+            world.backends.mock.calls_for("slow-400-coalesce"),
+            1,
+            "followers wait for the leader's call"
+        );
+    });
 }
 
 #[test]
-fn it_redispatches_for_followers_when_the_leader_goes_away() {
-    let server = TokenServer::start();
-    let token = server.create(8);
-    let mut gw = Gateway::with_token_server(&config(json!({"cacheTtlSeconds": 0})), &server);
-    let (leader, _) = gw.begin(Req::get("/api").bearer(&token));
-    let (follower, _) = gw.begin(Req::get("/api").bearer(&token));
-    let first = gw.vm.take_calls();
-    assert_eq!(first.len(), 1);
-    gw.vm.end_stream(leader);
-    assert!(
-        gw.vm.tick_period().is_some(),
-        "the root arms its timer for the orphaned follower"
-    );
-    gw.vm.tick();
-    let second = gw.vm.take_calls();
-    assert_eq!(second.len(), 1, "the root calls again for the follower");
-    // The leader's late answer is harmless; the root's answer resolves the follower.
-    for call in first.into_iter().chain(second) {
-        let outcome = gw.perform(&call);
-        gw.vm.deliver_call(call.token, outcome);
-    }
-    assert_eq!(gw.outcome_of(follower, gw.vm.state(follower)).uid(), "8");
-    assert!(gw.vm.failed().is_none());
+fn it_gives_each_of_200_concurrent_requests_its_own_uid() {
+    each_counting(worlds(), |world| {
+        let allowed = world.counter("allowed");
+        thread::scope(|scope| {
+            for worker in 0..20 {
+                scope.spawn(move || {
+                    let mut conn = Conn::open(world.addr("main"));
+                    for i in 0..10 {
+                        let n = 10_000 + worker * 10 + i;
+                        let response = conn.send(
+                            &Request::get("/api")
+                                .bearer(&format!("uid-{n}-many"))
+                                .header("x-auth-user", "spoofed"),
+                        );
+                        assert_eq!(uid(&response), n.to_string());
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            world.counter_reaching("allowed", allowed + 200),
+            allowed + 200
+        );
+    });
+}
+
+#[test]
+fn it_calls_again_for_a_follower_when_the_leader_goes_away() {
+    each(worlds(), |world| {
+        let mock = &world.backends.mock;
+        let mut leader = Conn::open(world.addr("main"));
+        leader.set_timeout(Duration::from_millis(150));
+        let mut follower = warm_connections(world, "main", 1).pop().unwrap();
+        thread::scope(|scope| {
+            let leader = scope.spawn(move || {
+                // Gives up (and closes) long before the 600 ms answer.
+                let _ = leader.try_send(&Request::get("/hello").bearer("slow-600-leader"));
+            });
+            assert!(world.eventually(|| mock.calls_for("slow-600-leader") == 1));
+            let answer = follower.send(&Request::get("/hello").bearer("slow-600-leader"));
+            leader.join().unwrap();
+            assert_eq!(uid(&answer), "7", "the follower is answered");
+        });
+        // Envoy cancels the call of a stream that ends: the root asks again for the follower.
+        assert_eq!(mock.calls_for("slow-600-leader"), 2);
+        assert_eq!(uid(&world.get("main", "/hello", "uid-8-after")), "8");
+    });
 }
 
 #[test]
 fn it_denies_every_follower_with_its_own_reply() {
-    let mut gw = Gateway::start(
-        &config(json!({"cacheTtlSeconds": 0})),
-        Answerer::Fixed(answer(401, r#"{"message":"revoked"}"#)),
-    );
-    let a = gw.begin(Req::get("/api").bearer("tok")).0;
-    let b = gw.begin(Req::get("/api").bearer("tok")).0;
-    let calls = gw.vm.take_calls();
-    assert_eq!(calls.len(), 1);
-    let events = gw
-        .vm
-        .deliver_call(calls[0].token, answer(401, r#"{"message":"revoked"}"#));
-    let replies = events
-        .iter()
-        .filter(|e| matches!(e, Event::LocalReply(..)))
-        .count();
-    assert_eq!(replies, 2);
-    for id in [a, b] {
-        let (status, body) = gw.outcome_of(id, gw.vm.state(id)).error();
-        assert_eq!((status, body), (401, json!({"message": "revoked"})));
-    }
-    assert_eq!(gw.counter("denied"), 2);
+    each_counting(worlds(), |world| {
+        let server = world.fake_at(0);
+        let (calls, denied) = (server.requests(), world.counter("denied"));
+        let conns = warm_connections(world, "deny", 3);
+        thread::scope(|scope| {
+            let handles: Vec<_> = conns
+                .into_iter()
+                .map(|mut conn| scope.spawn(move || conn.send(&Request::get("/api").bearer("tok"))))
+                .collect();
+            for handle in handles {
+                let response = handle.join().unwrap();
+                assert_eq!(error(&response), (401, json!({"message": "revoked"})));
+            }
+        });
+        assert_eq!(server.requests() - calls, 1, "one call for the three");
+        assert_eq!(world.counter_reaching("denied", denied + 3), denied + 3);
+    });
 }

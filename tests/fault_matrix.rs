@@ -1,318 +1,336 @@
-//! The fault matrix: every token-server and client fault against the real `plugin.wasm`. Each case
-//! checks the reply (fail closed with the configured status, or fail open when on), that the VM
-//! did not trap, and that the same VM serves the next request correctly.
-//!
-//! The host carries header values as `String`, so raw non-UTF-8 bytes cannot be sent through
-//! `Vm::on_request_headers`; `it_reads_non_ascii_header_values_as_text` covers what can be sent
-//! (multi-byte UTF-8, U+FFFD). The adapter reads headers as bytes and treats non-UTF-8 as absent.
+//! The fault matrix in Envoy: every token-server and client fault against the real
+//! `plugin.wasm`. Each case checks the reply (fail closed with the configured status, or fail
+//! open when on), then that the VM still ignores, refuses and allows (every listener of the
+//! binary shares one VM per worker, so the `main` listener's answer comes from the same VM).
 
 mod common;
 
 use common::*;
-use easy_jwt_host::vm::{CallOutcome, StreamState};
+use easy_jwt_testbed::http::Request;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const FAILURE_STATUS: u16 = 503;
 
-/// A VM whose calls go to `addr` over real HTTP, 300 ms timeout, no cache.
-fn gateway_to(addr: SocketAddr, extra: Value) -> Gateway {
-    let mut cfg: Value = serde_json::from_slice(&config(json!({
-        "tokenServerTimeoutMs": 300, "cacheTtlSeconds": 0,
-        "tokenServerFailureStatusCode": FAILURE_STATUS
-    })))
-    .unwrap();
+/// Server faults: (site, expected message).
+const SERVER_FAULTS: [(&str, &str); 5] = [
+    ("down", "token server unavailable"),
+    ("hang", "token server timeout"),
+    ("503", "token server unavailable"),
+    ("500-html", "token server error"),
+    ("200-garbage", "invalid token server response"),
+];
+
+const BAD_UIDS: [&str; 14] = [
+    r#"{"uid":1.5}"#,
+    r#"{"uid":1.0}"#,
+    r#"{"uid":1e3}"#,
+    r#"{"uid":-1}"#,
+    r#"{"uid":18446744073709551616}"#,
+    r#"{"uid":123456789012345678901234567890}"#,
+    r#"{"uid":"abc"}"#,
+    r#"{"uid":"-1"}"#,
+    r#"{"uid":" 1"}"#,
+    r#"{"uid":"1.5"}"#,
+    r#"{"uid":[1]}"#,
+    r#"{"uid":{"n":1}}"#,
+    r#"{"uid":true}"#,
+    r#"{"uid":null}"#,
+];
+
+fn worlds() -> &'static [World] {
+    static WORLDS: OnceLock<Vec<World>> = OnceLock::new();
+    WORLDS.get_or_init(|| start_worlds(sites, Setup::default()))
+}
+
+/// Calls `cluster`, 300 ms timeout, no cache, failure status 503.
+fn to(cluster: &str, extra: Value) -> Value {
+    let mut config = calling(
+        cluster,
+        json!({"tokenServerTimeoutMs": 300, "cacheTtlSeconds": 0,
+               "tokenServerFailureStatusCode": FAILURE_STATUS}),
+    );
     for (key, value) in extra.as_object().unwrap() {
-        cfg[key] = value.clone();
+        config[key] = value.clone();
     }
-    Gateway::start(cfg.to_string().as_bytes(), http_answerer(addr))
+    config
 }
 
-/// No trap, and the VM still ignores, refuses and allows as it should.
-fn next_request_is_served(gw: &mut Gateway) {
-    assert!(gw.vm.failed().is_none(), "trap: {:?}", gw.vm.failed());
-    assert_eq!(gw.send(Req::get("/public/next")).uid(), "0");
-    assert_eq!(gw.send(Req::get("/api")).error().0, 401);
-    gw.answerer = Answerer::Fixed(answer(200, r#"{"uid":7}"#));
-    assert_eq!(gw.send(Req::get("/api").bearer("next-token")).uid(), "7");
-    assert!(gw.vm.failed().is_none());
-}
-
-/// The failure reply and its message for a request with a token.
-fn fails_closed(gw: &mut Gateway) -> (u16, String) {
-    let (status, body) = gw.send(Req::get("/api").bearer("some-token")).error();
-    (
-        status,
-        body["message"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-/// Server-side faults: (name, server, expected message).
-fn server_faults() -> Vec<(&'static str, Option<FakeServer>, &'static str)> {
-    vec![
-        ("down", None, "token server unavailable"),
-        (
-            "hang",
-            Some(FakeServer::start(Behaviour::Hang)),
-            "token server timeout",
-        ),
-        (
+fn sites(backends: &mut Backends) -> Vec<Site> {
+    let mut fake = |name: &str, server: FakeServer| {
+        let cluster = fake_cluster(name);
+        backends.fake(&cluster, server);
+        cluster
+    };
+    let mut clusters = vec![("down".to_string(), CLOSED_CLUSTER.to_string())];
+    clusters.push((
+        "hang".into(),
+        fake("hang", FakeServer::start(Behaviour::Hang)),
+    ));
+    clusters.push((
+        "503".into(),
+        fake(
             "503",
-            Some(FakeServer::respond(503, "text/plain", b"unavailable")),
-            "token server unavailable",
+            FakeServer::respond(503, "text/plain", b"unavailable"),
         ),
-        (
-            "500 html",
-            Some(FakeServer::respond(500, "text/html", b"<html>oops</html>")),
-            "token server error",
+    ));
+    clusters.push((
+        "500-html".into(),
+        fake(
+            "500-html",
+            FakeServer::respond(500, "text/html", b"<html>oops</html>"),
         ),
-        (
-            "200 garbage",
-            Some(FakeServer::respond(
-                200,
-                "application/json",
-                b"\x00garbage{",
-            )),
-            "invalid token server response",
+    ));
+    clusters.push((
+        "200-garbage".into(),
+        fake(
+            "200-garbage",
+            FakeServer::respond(200, "application/json", b"\x00garbage{"),
         ),
-    ]
+    ));
+    for (i, body) in BAD_UIDS.iter().enumerate() {
+        let name = format!("uid{i}");
+        let cluster = fake(
+            &name,
+            FakeServer::respond(200, "application/json", body.as_bytes()),
+        );
+        clusters.push((name, cluster));
+    }
+    clusters.push((
+        "uid-max".into(),
+        fake(
+            "uid-max",
+            FakeServer::respond(200, "application/json", br#"{"uid":18446744073709551615}"#),
+        ),
+    ));
+    let mut big = br#"{"uid":1,"pad":""#.to_vec();
+    big.resize(16 * 1024 * 1024, b'x');
+    big.extend_from_slice(br#""}"#);
+    let big = fake(
+        "big",
+        FakeServer::start(Behaviour::Raw(raw_answer(200, "application/json", &big))),
+    );
+    let reset = fake("reset", FakeServer::start(Behaviour::ResetMidBody));
+    let drip = fake(
+        "drip",
+        FakeServer::start(Behaviour::Drip(
+            raw_answer(200, "application/json", br#"{"uid":1}"#),
+            Duration::from_millis(20),
+        )),
+    );
+    let mut sites: Vec<Site> = Vec::new();
+    for (name, cluster) in &clusters {
+        sites.push(site(name, to(cluster, json!({}))));
+        sites.push(site(
+            &format!("{name}-open"),
+            to(cluster, json!({"failOpen": true})),
+        ));
+    }
+    sites.push(site(
+        "big",
+        to(&big, json!({"tokenServerTimeoutMs": 10_000})),
+    ));
+    sites.push(site("reset", to(&reset, json!({}))));
+    sites.push(site("drip", to(&drip, json!({}))));
+    sites.push(site("main", base_config(json!({}))));
+    sites.push(site("strip", base_config(json!({"stripToken": true}))));
+    sites
 }
 
-fn addr_of(server: &Option<FakeServer>) -> SocketAddr {
-    server.as_ref().map_or_else(closed_port, FakeServer::addr)
+/// The VM still ignores and refuses on `site`, and allows (through `main`, the same VM).
+fn next_request_is_served(world: &World, site: &str) {
+    assert_eq!(
+        uid(&world.send(site, &Request::get("/public/next"))),
+        "0",
+        "{site}"
+    );
+    assert_eq!(
+        world.send(site, &Request::get("/api")).status,
+        401,
+        "{site}"
+    );
+    assert_eq!(uid(&world.get("main", "/api", "uid-7-next")), "7", "{site}");
+}
+
+fn fails_closed(world: &World, site: &str) -> (u16, String) {
+    failure(&world.get(site, "/api", "some-token"))
 }
 
 #[test]
 fn it_fails_closed_on_every_server_fault() {
-    for (name, server, message) in server_faults() {
-        let mut gw = gateway_to(addr_of(&server), json!({}));
+    each(worlds(), |world| {
+        for (site, message) in SERVER_FAULTS {
+            assert_eq!(
+                fails_closed(world, site),
+                (FAILURE_STATUS, message.to_string()),
+                "{site}"
+            );
+            next_request_is_served(world, site);
+        }
+    });
+}
+
+#[test]
+fn it_counts_each_server_fault_as_a_token_server_failure() {
+    each_counting(worlds(), |world| {
+        let before = world.counter("token_server_failure");
+        for (site, _) in SERVER_FAULTS {
+            fails_closed(world, site);
+        }
         assert_eq!(
-            fails_closed(&mut gw),
-            (FAILURE_STATUS, message.to_string()),
-            "{name}"
+            world.counter_reaching("token_server_failure", before + 5),
+            before + 5
         );
-        assert_eq!(gw.counter("token_server_failure"), 1, "{name}");
-        next_request_is_served(&mut gw);
-    }
+    });
 }
 
 #[test]
 fn it_fails_open_on_every_server_fault_when_configured() {
-    for (name, server, _) in server_faults() {
-        let mut gw = gateway_to(addr_of(&server), json!({"failOpen": true}));
-        let outcome = gw.send(Req::get("/api").bearer("t").header("x-auth-user", "5"));
-        assert!(
-            outcome.values("x-auth-user").is_empty(),
-            "{name}: no uid on fail-open"
-        );
-        assert_eq!(
-            outcome.values("x-envoy-auth-failure-mode-allowed"),
-            ["true"],
-            "{name}"
-        );
-        next_request_is_served(&mut gw);
-    }
+    each(worlds(), |world| {
+        for (site, _) in SERVER_FAULTS {
+            let site = format!("{site}-open");
+            let response = world.send(
+                &site,
+                &Request::get("/api").bearer("t").header("x-auth-user", "5"),
+            );
+            assert!(
+                echoed(&response, "x-auth-user").is_empty(),
+                "{site}: no uid on fail-open"
+            );
+            assert_eq!(
+                echoed(&response, "x-envoy-auth-failure-mode-allowed"),
+                ["true"],
+                "{site}"
+            );
+            next_request_is_served(world, &site);
+        }
+    });
 }
 
 #[test]
 fn it_fails_closed_on_uids_that_are_not_non_negative_integers() {
-    let server_with = |body: &str| FakeServer::respond(200, "application/json", body.as_bytes());
-    for body in [
-        r#"{"uid":1.5}"#,
-        r#"{"uid":1.0}"#,
-        r#"{"uid":1e3}"#,
-        r#"{"uid":-1}"#,
-        r#"{"uid":18446744073709551616}"#,
-        r#"{"uid":123456789012345678901234567890}"#,
-        r#"{"uid":"abc"}"#,
-        r#"{"uid":"-1"}"#,
-        r#"{"uid":" 1"}"#,
-        r#"{"uid":"1.5"}"#,
-        r#"{"uid":[1]}"#,
-        r#"{"uid":{"n":1}}"#,
-        r#"{"uid":true}"#,
-        r#"{"uid":null}"#,
-    ] {
-        let server = server_with(body);
-        let mut gw = gateway_to(server.addr(), json!({}));
+    each(worlds(), |world| {
+        for (i, body) in BAD_UIDS.iter().enumerate() {
+            let site = format!("uid{i}");
+            assert_eq!(
+                fails_closed(world, &site),
+                (FAILURE_STATUS, "invalid token server response".into()),
+                "{body}"
+            );
+            next_request_is_served(world, &site);
+        }
         assert_eq!(
-            fails_closed(&mut gw),
-            (FAILURE_STATUS, "invalid token server response".into()),
-            "{body}"
+            uid(&world.get("uid-max", "/api", "t")),
+            "18446744073709551615"
         );
-        next_request_is_served(&mut gw);
-    }
-    let server = server_with(r#"{"uid":18446744073709551615}"#);
-    let mut gw = gateway_to(server.addr(), json!({}));
-    assert_eq!(
-        gw.send(Req::get("/api").bearer("t")).uid(),
-        "18446744073709551615"
-    );
+    });
 }
 
 #[test]
 fn it_fails_closed_on_a_16_mib_answer() {
-    let mut body = br#"{"uid":1,"pad":""#.to_vec();
-    body.resize(16 * 1024 * 1024, b'x');
-    body.extend_from_slice(br#""}"#);
-    let server = FakeServer::start(Behaviour::Raw(raw_answer(200, "application/json", &body)));
-    let mut gw = gateway_to(server.addr(), json!({"tokenServerTimeoutMs": 10_000}));
-    assert_eq!(
-        fails_closed(&mut gw),
-        (FAILURE_STATUS, "invalid token server response".into())
-    );
-    next_request_is_served(&mut gw);
+    each(worlds(), |world| {
+        assert_eq!(
+            fails_closed(world, "big"),
+            (FAILURE_STATUS, "invalid token server response".into())
+        );
+        next_request_is_served(world, "big");
+    });
 }
 
 #[test]
 fn it_fails_closed_when_the_connection_resets_mid_body() {
-    let server = FakeServer::start(Behaviour::ResetMidBody);
-    let mut gw = gateway_to(server.addr(), json!({}));
-    let (status, message) = fails_closed(&mut gw);
-    assert_eq!(status, FAILURE_STATUS);
-    assert!(
-        [
-            "token server connection reset",
-            "invalid token server response"
-        ]
-        .contains(&message.as_str()),
-        "{message}"
-    );
-    next_request_is_served(&mut gw);
+    // Headers, then the connection closes short of the content-length: the call ends in a
+    // reset in Envoy 1.40.0 and 1.36.2 alike (tests/failures.rs holds the same case).
+    each(worlds(), |world| {
+        assert_eq!(
+            fails_closed(world, "reset"),
+            (FAILURE_STATUS, "token server connection reset".into())
+        );
+        next_request_is_served(world, "reset");
+    });
 }
 
 #[test]
 fn it_times_out_on_a_slow_drip_answer() {
-    let raw = raw_answer(200, "application/json", br#"{"uid":1}"#);
-    let server = drip_server(raw, Duration::from_millis(20));
-    let mut gw = gateway_to(server.addr(), json!({}));
-    let (status, message) = fails_closed(&mut gw);
-    assert_eq!(status, FAILURE_STATUS);
-    assert!(
-        ["token server timeout", "token server connection reset"].contains(&message.as_str()),
-        "{message}"
-    );
-    next_request_is_served(&mut gw);
-}
-
-#[test]
-fn it_survives_a_client_that_leaves_while_paused() {
-    let mut gw = Gateway::start(
-        &config(json!({"cacheTtlSeconds": 0})),
-        Answerer::Fixed(answer(200, r#"{"uid":3}"#)),
-    );
-    let (id, state) = gw.begin(Req::get("/api").bearer("leaver"));
-    assert_eq!(state, StreamState::Paused);
-    let (follower, _) = gw.begin(Req::get("/api").bearer("leaver"));
-    gw.vm.end_stream(id);
-    for call in gw.vm.take_calls() {
-        gw.vm.deliver_call(call.token, answer(200, r#"{"uid":3}"#));
-    }
-    gw.vm.tick();
-    for call in gw.vm.take_calls() {
-        gw.vm.deliver_call(call.token, answer(200, r#"{"uid":3}"#));
-    }
-    gw.vm.take_events();
-    assert_eq!(
-        gw.outcome_of(follower, gw.vm.state(follower)).uid(),
-        "3",
-        "the follower is answered"
-    );
-    gw.vm.end_stream(follower);
-    next_request_is_served(&mut gw);
+    // 150 bytes at 20 ms each against a 300 ms timeout: Envoy's timeout ends the call.
+    each(worlds(), |world| {
+        assert_eq!(
+            fails_closed(world, "drip"),
+            (FAILURE_STATUS, "token server timeout".into())
+        );
+        next_request_is_served(world, "drip");
+    });
 }
 
 #[test]
 fn it_refuses_a_60_kib_token_and_accepts_a_60_kib_other_header() {
-    let mut gw = Gateway::start(
-        &config(json!({})),
-        Answerer::Fixed(answer(200, r#"{"uid":4}"#)),
-    );
-    let huge = "a".repeat(60 * 1024);
-    let (status, body) = gw.send(Req::get("/api").bearer(&huge)).error();
-    assert_eq!(
-        (status, body["message"].as_str()),
-        (401, Some("token too long"))
-    );
-    assert!(gw.calls.is_empty(), "no call for a refused token");
-    let outcome = gw.send(
-        Req::get("/api")
-            .bearer("t")
-            .header("x-big", &huge)
-            .header("cookie", &huge),
-    );
-    assert_eq!(outcome.uid(), "4");
-    next_request_is_served(&mut gw);
+    each(worlds(), |world| {
+        let mock = &world.backends.mock;
+        let huge = "a".repeat(60 * 1024);
+        assert_eq!(
+            failure(&world.get("main", "/api", &huge)),
+            (401, "token too long".into())
+        );
+        assert_eq!(mock.calls_for(&huge), 0, "no call for a refused token");
+        // One 60 KiB header at a time: the listener allows 96 KiB of headers in all
+        // (`max_request_headers_kb`), above that Envoy answers 431 before any filter runs.
+        for name in ["x-big", "cookie"] {
+            let response = world.send(
+                "main",
+                &Request::get("/api")
+                    .bearer("uid-4-big-header")
+                    .header(name, &huge),
+            );
+            assert_eq!(uid(&response), "4", "{name}");
+        }
+        next_request_is_served(world, "main");
+    });
 }
 
 #[test]
-fn it_judges_the_first_of_many_authorization_headers() {
-    let mut gw = Gateway::start(
-        &config(json!({"stripToken": true})),
-        Answerer::Fixed(answer(200, r#"{"uid":5}"#)),
-    );
-    let mut req = Req::get("/api").bearer("first");
-    for i in 0..100 {
-        req = req.bearer(&format!("other-{i}"));
-    }
-    let outcome = gw.send(req);
-    assert_eq!(outcome.uid(), "5");
-    assert!(
-        outcome.values("authorization").is_empty(),
-        "stripToken removes every copy"
-    );
-    let sent: Value = serde_json::from_slice(&gw.calls[0].body).unwrap();
-    assert_eq!(sent, json!({"token": "first"}));
-
-    let req = Req::get("/api")
-        .header("authorization", "Basic x")
-        .bearer("valid");
-    let (status, body) = gw.send(req).error();
-    assert_eq!(
-        (status, body["message"].as_str()),
-        (401, Some("invalid authorization scheme"))
-    );
-    next_request_is_served(&mut gw);
+fn it_refuses_repeated_authorization_headers_which_envoy_joins_into_one() {
+    // Envoy's HTTP/1 codec folds repeated `authorization` lines into one value joined by `,`
+    // (1.40.0 and 1.36.2 alike): the plugin sees `Bearer uid-5-first,Bearer other-0,…`, whose
+    // token holds a space, and refuses it without a call. (Picking the first of separate
+    // entries is the adapter's, tested through its fake host.)
+    each(worlds(), |world| {
+        let mut request = Request::get("/api").bearer("uid-5-first");
+        for i in 0..100 {
+            request = request.bearer(&format!("other-{i}"));
+        }
+        assert_eq!(
+            failure(&world.send("strip", &request)),
+            (401, "malformed token".into())
+        );
+        assert_eq!(world.backends.mock.calls_for("uid-5-first"), 0);
+        let request = Request::get("/api")
+            .header("authorization", "Basic x")
+            .bearer("uid-5-second");
+        assert_eq!(
+            failure(&world.send("strip", &request)),
+            (401, "invalid authorization scheme".into())
+        );
+        next_request_is_served(world, "strip");
+    });
 }
 
 #[test]
 fn it_reads_non_ascii_header_values_as_text() {
-    let mut gw = Gateway::start(
-        &config(json!({})),
-        Answerer::Fixed(answer(200, r#"{"uid":6}"#)),
-    );
-    for token in ["tök€n", "\u{FFFD}\u{FFFD}", "a\u{10FFFF}b"] {
-        let calls = gw.calls.len();
+    each(worlds(), |world| {
+        let mock = &world.backends.mock;
+        for token in [
+            "uid-6-tök€n",
+            "uid-6-\u{FFFD}\u{FFFD}",
+            "uid-6-a\u{10FFFF}b",
+        ] {
+            assert_eq!(uid(&world.get("main", "/api", token)), "6", "{token}");
+            assert_eq!(mock.calls_for(token), 1, "{token} sent as is");
+        }
         assert_eq!(
-            gw.send(Req::get("/api").bearer(token)).uid(),
-            "6",
-            "{token}"
+            failure(&world.get("main", "/api", "a\u{85}b")),
+            (401, "malformed token".into())
         );
-        let sent: Value = serde_json::from_slice(&gw.calls[calls].body).unwrap();
-        assert_eq!(sent["token"], token);
-    }
-    let (status, body) = gw.send(Req::get("/api").bearer("a\u{85}b")).error();
-    assert_eq!(
-        (status, body["message"].as_str()),
-        (401, Some("malformed token"))
-    );
-    assert_eq!(gw.send(Req::get("/caf\u{e9}/..").bearer("x")).uid(), "6");
-    next_request_is_served(&mut gw);
-}
-
-#[test]
-fn it_never_traps_on_delivered_envoy_failures() {
-    for outcome in [
-        CallOutcome::Timeout,
-        CallOutcome::ConnectFailure,
-        CallOutcome::Reset,
-    ] {
-        let mut gw = Gateway::start(
-            &config(json!({"cacheTtlSeconds": 0})),
-            Answerer::Fixed(outcome),
-        );
-        assert_eq!(fails_closed(&mut gw).0, 401);
-        next_request_is_served(&mut gw);
-    }
+        next_request_is_served(world, "main");
+    });
 }

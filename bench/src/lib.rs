@@ -2,16 +2,13 @@
 //!
 //! - `envoy-bench` (`make bench`): instructions Envoy executes per request with the plugin on
 //!   each of its paths, next to no filter, a no-op wasm filter, a minimal call-and-resume filter,
-//!   Envoy's `jwt_authn` and a Lua filter, counted by valgrind's callgrind ([`callgrind`]); then
-//!   the guest-side breakdown ([`guest`]) and the artifact size.
-//! - `guest-bench`: the guest-side breakdown alone: wasm instructions (wasmtime fuel) and
-//!   hostcalls per request in the in-process host.
-//! - `envoy-soak` (`make soak`) and `host-soak`: long mixed runs in Envoy and in the host.
+//!   Envoy's `jwt_authn` and a Lua filter, counted by valgrind's callgrind ([`callgrind`]), and
+//!   the artifact size.
+//! - `envoy-soak` (`make soak`): a long mixed run in Envoy.
 //!
-//! [`scenario`] holds what both measurements share (requests, tokens, plugin configuration,
-//! targets); [`table`] prints markdown tables.
+//! [`scenario`] holds the requests, tokens, plugin configuration and targets; [`table`] prints
+//! markdown tables.
 
 pub mod callgrind;
-pub mod guest;
 pub mod scenario;
 pub mod table;

@@ -1,4 +1,4 @@
-//! What the Envoy and the guest-side measurements share: the request paths, the tokens, the
+//! What the Envoy measurements share: the request paths, the tokens, the
 //! plugin configuration and the targets the figures are read against.
 
 use std::path::Path;

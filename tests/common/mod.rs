@@ -1,86 +1,54 @@
-//! Shared harness of the end-to-end tests: the real `plugin.wasm` in the Envoy-faithful host, the
-//! real token server, and a plain HTTP/1.1 client.
+//! Shared harness of the end-to-end tests: the real `plugin.wasm` in every Envoy of `ENVOY_BINS`
+//! (by default the pinned 1.40.0 and 1.36.2), the mock and reference token servers, the echo
+//! upstream, and misbehaving servers for the fault tests.
+//!
+//! Each test binary starts ONE Envoy per version ([`World`]), with one listener per plugin
+//! configuration it needs ([`Site`]), on first use; its tests share it and run in parallel. The
+//! plugin's counters are Envoy-wide (`wasmcustom.easy_jwt.*`, every VM adds to the same stat), so
+//! a test that reads them runs alone in its Envoy ([`each_counting`]: exclusive, after the counts
+//! of earlier requests have landed); every other test runs with [`each`] (shared).
 // Each test binary uses part of it.
 #![allow(dead_code)]
 
 pub mod scenarios;
 
-use easy_jwt_host::vm::{
-    CallOutcome, Event, HttpCall, LocalReply, LogLevel, StreamId, StreamProps, StreamState,
-    VmConfig,
+pub use scenarios::{
+    base_config, CLOSED_CLUSTER, ECHO_CLUSTER, MOCK_CLUSTER, ROUTES, SECRET, SERVICE_CLUSTER,
+    TOKEN_CLUSTER,
 };
-use easy_jwt_host::{Clock, HostEnv, ManualClock, Plugin, Vm};
+
+use easy_jwt_testbed::envoy::{self, Bootstrap, Envoy, EnvoyBin, Listener, Opts};
+use easy_jwt_testbed::http::{self, Request, Response};
+use easy_jwt_testbed::mock::MockTokenServer;
+use easy_jwt_testbed::token_server::{self, BackgroundServer, Config as TokenConfig};
+use easy_jwt_testbed::{plugin_wasm, EchoServer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-use token_server::{BackgroundServer, Config as TokenConfig};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
-/// The cluster name the base configuration makes the plugin call.
+/// The cluster `tokenServerFQDN: token-server.dns` + `tokenServerPort: 9090` names (Higress
+/// naming): the reference token server.
 pub const CLUSTER: &str = "outbound|9090||token-server.dns";
-pub const SECRET: &str = "e2e-test-secret";
 
-/// `plugin.wasm` at the repository root, as `make build` writes it.
-pub fn plugin_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugin.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build` first",
-        path.display()
-    );
-    path
-}
-
-/// The artifact, compiled once per test binary.
-pub fn plugin() -> &'static Plugin {
-    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
-    PLUGIN.get_or_init(|| Plugin::load(plugin_path()).expect("plugin.wasm loads"))
-}
-
-/// The configuration of `deploy/plugin-config.json` with `extra` keys merged over it.
-pub fn config(extra: Value) -> Vec<u8> {
+/// The configuration of `deploy/plugin-config.json` (reference token server, cache on) with
+/// `extra` keys merged over it.
+pub fn config(extra: Value) -> Value {
     let mut base: Value =
         serde_json::from_str(include_str!("../../deploy/plugin-config.json")).unwrap();
     for (key, value) in extra.as_object().expect("object") {
         base[key] = value.clone();
     }
-    base.to_string().into_bytes()
+    base
 }
 
-/// A running reference token server with its own runtime.
-pub struct TokenServer {
-    server: BackgroundServer,
-}
-
-impl TokenServer {
-    pub fn start() -> TokenServer {
-        let server = BackgroundServer::start(TokenConfig {
-            secret: SECRET.to_string(),
-            ttl: Duration::from_secs(3600),
-            deny_path_prefix: None,
-        })
-        .expect("token server starts");
-        TokenServer { server }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// A token for `uid`, created over HTTP like a client would.
-    pub fn create(&self, uid: i64) -> String {
-        let (status, body) = http_json(
-            self.addr(),
-            "POST",
-            "/api/token/create",
-            &json!({ "uid": uid }),
-        );
-        assert_eq!(status, 200, "token create: {body}");
-        body["token"].as_str().expect("token").to_string()
-    }
+/// A valid token of the reference token server for `uid` (an hour left).
+pub fn valid_token(uid: i64) -> String {
+    token_server::mint(SECRET, uid, token_server::now_unix() + 3600)
 }
 
 /// An expired token signed with the right secret.
@@ -93,433 +61,462 @@ pub fn forged_token(uid: i64) -> String {
     token_server::mint("not-the-secret", uid, token_server::now_unix() + 3600)
 }
 
-/// A request as Envoy hands it to the filter.
-#[derive(Debug, Clone)]
-pub struct Req {
-    pub headers: Vec<(String, String)>,
-    pub props: StreamProps,
+/// The servers around one Envoy: the mock token server ([`MOCK_CLUSTER`]), the reference token
+/// server ([`TOKEN_CLUSTER`]), the echo upstream, a closed port ([`CLOSED_CLUSTER`]) and any
+/// extra cluster a binary adds (fake servers are kept alive with the world).
+pub struct Backends {
+    pub mock: MockTokenServer,
+    pub echo: EchoServer,
+    pub tokens: BackgroundServer,
+    pub closed: SocketAddr,
+    extra: Vec<(String, SocketAddr)>,
+    fakes: Vec<FakeServer>,
+    mocks: Vec<MockTokenServer>,
+    servers: Vec<BackgroundServer>,
 }
 
-impl Req {
-    pub fn get(path: &str) -> Req {
-        Req {
-            headers: vec![
-                (":method".into(), "GET".into()),
-                (":path".into(), path.into()),
-                (":authority".into(), "api.example.com".into()),
-                (":scheme".into(), "http".into()),
-                ("user-agent".into(), "e2e".into()),
-            ],
-            props: StreamProps::default(),
+impl Backends {
+    fn start() -> Backends {
+        Backends {
+            mock: MockTokenServer::start(),
+            echo: EchoServer::start("127.0.0.1:0").expect("echo server starts"),
+            tokens: BackgroundServer::start(TokenConfig {
+                secret: SECRET.into(),
+                ttl: Duration::from_secs(3600),
+                deny_path_prefix: None,
+            })
+            .expect("reference token server starts"),
+            closed: closed_port(),
+            extra: Vec::new(),
+            fakes: Vec::new(),
+            mocks: Vec::new(),
+            servers: Vec::new(),
         }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Req {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_string()));
-        self
+    /// A cluster `name` to `addr`.
+    pub fn cluster(&mut self, name: &str, addr: SocketAddr) {
+        self.extra.push((name.to_string(), addr));
     }
 
-    pub fn bearer(self, token: &str) -> Req {
-        self.header("authorization", &format!("Bearer {token}"))
+    /// A cluster `name` to a fake server kept alive as long as the world.
+    pub fn fake(&mut self, name: &str, server: FakeServer) -> usize {
+        self.cluster(name, server.addr());
+        self.fakes.push(server);
+        self.fakes.len() - 1
     }
 
-    pub fn authority(mut self, authority: &str) -> Req {
-        for (name, value) in &mut self.headers {
-            if name == ":authority" {
-                *value = authority.to_string();
-            }
-        }
-        self
+    /// A cluster `name` to another mock token server; returns its index for [`World::mock_at`].
+    pub fn other_mock(&mut self, name: &str) -> usize {
+        let mock = MockTokenServer::start();
+        self.cluster(name, mock.addr());
+        self.mocks.push(mock);
+        self.mocks.len() - 1
     }
 
-    pub fn route(mut self, route: &str) -> Req {
-        self.props.route_name = Some(route.into());
-        self
+    /// A cluster `name` to another reference token server.
+    pub fn other_token_server(&mut self, name: &str, config: TokenConfig) {
+        let server = BackgroundServer::start(config).expect("token server starts");
+        self.cluster(name, server.addr());
+        self.servers.push(server);
     }
 
-    pub fn service(mut self, cluster: &str) -> Req {
-        self.props.cluster_name = Some(cluster.into());
-        self
-    }
-
-    /// A route name served only under the legacy top-level property `route_name` (a gateway
-    /// without the `xds.*` names).
-    pub fn legacy_route(mut self, route: &str) -> Req {
-        self.props
-            .extra
-            .push(("route_name".into(), route.as_bytes().to_vec()));
-        self
-    }
-}
-
-/// How a request ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Went upstream with these request headers.
-    Upstream(Vec<(String, String)>),
-    /// Answered by the plugin (or Envoy) locally.
-    Reply(LocalReply),
-    /// Still paused.
-    Paused,
-}
-
-impl Outcome {
-    pub fn upstream_headers(&self) -> &[(String, String)] {
-        match self {
-            Outcome::Upstream(headers) => headers,
-            other => panic!("expected the request upstream, got {other:?}"),
-        }
-    }
-
-    /// All values of a request header that reached the upstream.
-    pub fn values(&self, name: &str) -> Vec<String> {
-        self.upstream_headers()
+    fn bootstrap(&self) -> Bootstrap {
+        let bootstrap = Bootstrap::new()
+            .cluster(ECHO_CLUSTER, self.echo.addr())
+            .cluster(SERVICE_CLUSTER, self.echo.addr())
+            .cluster(MOCK_CLUSTER, self.mock.addr())
+            .cluster(TOKEN_CLUSTER, self.tokens.addr())
+            .cluster(CLOSED_CLUSTER, self.closed);
+        self.extra
             .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
+            .fold(bootstrap, |b, (name, addr)| b.cluster(name, *addr))
+    }
+}
+
+/// One plugin configuration: a listener with the plugin in front of [`ROUTES`].
+pub struct Site {
+    pub name: String,
+    pub config: String,
+    /// Its own VM (and shared data) instead of the one every other listener shares.
+    pub vm_id: Option<String>,
+    /// Extra routes before [`ROUTES`]: (route name, path prefix, cluster).
+    pub routes: Vec<(String, String, String)>,
+}
+
+/// A site with a JSON configuration.
+pub fn site(name: &str, config: Value) -> Site {
+    raw_site(name, &config.to_string())
+}
+
+/// A site with a configuration as text.
+pub fn raw_site(name: &str, config: &str) -> Site {
+    Site {
+        name: name.to_string(),
+        config: config.to_string(),
+        vm_id: None,
+        routes: Vec::new(),
+    }
+}
+
+impl Site {
+    /// The site's plugin runs in a VM of its own (its own per-VM cache and shared data).
+    pub fn own_vm(mut self) -> Site {
+        self.vm_id = Some(self.name.clone());
+        self
+    }
+
+    /// Adds a route `name` for paths starting with `prefix` to `cluster`, before [`ROUTES`].
+    pub fn route(mut self, name: &str, prefix: &str, cluster: &str) -> Site {
+        self.routes
+            .push((name.to_string(), prefix.to_string(), cluster.to_string()));
+        self
+    }
+
+    fn listener(&self) -> Listener {
+        // The root id carries the site, so each log line says which listener wrote it.
+        let mut listener = Listener::new(&self.name)
+            .wasm(plugin_wasm(), &self.config)
+            .wasm_name(&plugin_name(&self.name), &plugin_name(&self.name));
+        if let Some(id) = &self.vm_id {
+            listener = listener.wasm_vm_id(id);
+        }
+        let listener = self
+            .routes
+            .iter()
+            .fold(listener, |l, (name, prefix, cluster)| {
+                l.route(name, prefix, cluster)
+            });
+        ROUTES.iter().fold(listener, |l, route| {
+            l.route(route.name, route.prefix, route.cluster)
+        })
+    }
+}
+
+/// The plugin name and root id of a site's filter (`easy-jwt.<site>`); Envoy prints the root id
+/// (and the VM id) in front of each plugin log line: `wasm log easy-jwt.<site> <vm id>: …`.
+pub fn plugin_name(site: &str) -> String {
+    format!("easy-jwt.{site}")
+}
+
+/// How a binary's Envoys run.
+#[derive(Clone, Copy)]
+pub struct Setup {
+    pub concurrency: u32,
+    /// The `wasm` component's log level (Envoy's own stays at `info`).
+    pub wasm_log_level: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            concurrency: 1,
+            wasm_log_level: "info",
+        }
+    }
+}
+
+/// One Envoy version with the binary's listeners and its backends.
+pub struct World {
+    pub bin: EnvoyBin,
+    pub backends: Backends,
+    pub envoy: &'static Envoy,
+    counts: RwLock<()>,
+}
+
+/// Starts one world per Envoy of `ENVOY_BINS`, in parallel; `build` adds clusters and returns the
+/// sites. Every Envoy lives until the test binary exits.
+pub fn start_worlds(build: fn(&mut Backends) -> Vec<Site>, setup: Setup) -> Vec<World> {
+    let bins = envoy::binaries();
+    thread::scope(|scope| {
+        let handles: Vec<_> = bins
+            .into_iter()
+            .map(|bin| scope.spawn(move || World::start(bin, build, setup)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+impl World {
+    fn start(bin: EnvoyBin, build: fn(&mut Backends) -> Vec<Site>, setup: Setup) -> World {
+        let mut backends = Backends::start();
+        let sites = build(&mut backends);
+        let bootstrap = sites
+            .iter()
+            .fold(backends.bootstrap(), |b, site| b.listener(site.listener()));
+        let envoy = Envoy::start(
+            &bin,
+            &bootstrap,
+            Opts {
+                concurrency: setup.concurrency,
+                wasm_log_level: Some(setup.wasm_log_level),
+                ..Opts::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("Envoy {} did not start: {e}", bin.version))
+        .keep_until_exit();
+        World {
+            bin,
+            backends,
+            envoy,
+            counts: RwLock::new(()),
+        }
+    }
+
+    /// `1.40.0`.
+    pub fn version(&self) -> &str {
+        &self.bin.version
+    }
+
+    pub fn addr(&self, site: &str) -> SocketAddr {
+        self.envoy.listener_addr(site)
+    }
+
+    /// One request on a fresh connection to `site`.
+    pub fn send(&self, site: &str, request: &Request) -> Response {
+        http::send(self.addr(site), request)
+    }
+
+    /// `GET path` with `token` as a bearer token.
+    pub fn get(&self, site: &str, path: &str, token: &str) -> Response {
+        self.send(site, &Request::get(path).bearer(token))
+    }
+
+    /// The fake server `index` of [`Backends::fake`].
+    pub fn fake_at(&self, index: usize) -> &FakeServer {
+        &self.backends.fakes[index]
+    }
+
+    pub fn mock_at(&self, index: usize) -> &MockTokenServer {
+        &self.backends.mocks[index]
+    }
+
+    /// The plugin's counters by short name (`allowed`), in one admin read of only them.
+    pub fn plugin_stats(&self) -> BTreeMap<String, i64> {
+        let response = self
+            .envoy
+            .admin("/stats?format=json&filter=%5Ewasmcustom%5C.easy_jwt%5C.");
+        assert_eq!(response.status, 200, "admin /stats: {}", response.text());
+        response.json()["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|stat| {
+                let name = stat["name"]
+                    .as_str()?
+                    .strip_prefix("wasmcustom.easy_jwt.")?;
+                Some((name.to_string(), stat["value"].as_i64()?))
+            })
             .collect()
     }
 
-    /// The uid the upstream sees (exactly one `x-auth-user` entry is asserted).
-    pub fn uid(&self) -> String {
-        let values = self.values("x-auth-user");
-        assert_eq!(
-            values.len(),
-            1,
-            "x-auth-user must reach the upstream exactly once: {values:?}"
-        );
-        values[0].clone()
+    /// Current value of plugin counter `name` (`wasmcustom.easy_jwt.<name>`), 0 before any.
+    pub fn counter(&self, name: &str) -> i64 {
+        self.plugin_stats().get(name).copied().unwrap_or(0)
     }
 
-    pub fn reply(&self) -> &LocalReply {
-        match self {
-            Outcome::Reply(reply) => reply,
-            other => panic!("expected a local reply, got {other:?}"),
-        }
-    }
-
-    /// Status and parsed JSON body of a local reply (asserting `content-type: application/json`).
-    pub fn error(&self) -> (u16, Value) {
-        let reply = self.reply();
-        assert!(
-            reply
-                .headers
-                .iter()
-                .any(|(k, v)| k == "content-type" && v == "application/json"),
-            "error replies are JSON: {reply:?}"
-        );
-        let body = serde_json::from_slice(&reply.body).unwrap_or_else(|e| {
-            panic!(
-                "reply body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&reply.body)
-            )
-        });
-        (reply.status, body)
-    }
-}
-
-/// Where the harness sends the plugin's calls.
-#[derive(Clone)]
-pub enum Answerer {
-    /// Real HTTP to these cluster addresses (missing cluster address: connect failure).
-    Http(BTreeMap<String, SocketAddr>),
-    /// A fixed outcome for every call.
-    Fixed(CallOutcome),
-}
-
-/// One VM of the real artifact, driven like Envoy drives it, with calls answered by `answerer`.
-pub struct Gateway {
-    pub vm: Vm,
-    pub env: HostEnv,
-    pub clock: Arc<ManualClock>,
-    runtime: tokio::runtime::Runtime,
-    pub answerer: Answerer,
-    pub calls: Vec<HttpCall>,
-    /// Monotonic clock reading of the root's last tick (see [`Gateway::fire_due_tick`]).
-    ticked_at: u64,
-}
-
-/// A clock at a fixed, realistic wall time (so JWT `exp` comparisons make sense).
-pub fn manual_clock() -> Arc<ManualClock> {
-    let now = u64::try_from(token_server::now_unix()).unwrap() * 1_000_000_000;
-    Arc::new(ManualClock::new(now))
-}
-
-impl Gateway {
-    /// A VM configured with `config`, knowing the clusters of `answerer` (or just `CLUSTER`).
-    pub fn start(config: &[u8], answerer: Answerer) -> Gateway {
-        let clock = manual_clock();
-        let env = HostEnv::with_clock(clock.clone() as Arc<dyn Clock>);
-        Gateway::start_in(&env, clock, config, answerer)
-    }
-
-    /// A VM whose `wasm` logger runs at `level` (Envoy `--component-log-level wasm:<level>`).
-    pub fn at_log_level(config: &[u8], answerer: Answerer, level: LogLevel) -> Gateway {
-        Gateway::tuned(config, answerer, |vm_cfg| vm_cfg.log_level = level)
-    }
-
-    /// A VM whose host settings `tune` adjusts (log level, flavor…).
-    pub fn tuned(config: &[u8], answerer: Answerer, tune: impl FnOnce(&mut VmConfig)) -> Gateway {
-        let clock = manual_clock();
-        let env = HostEnv::with_clock(clock.clone() as Arc<dyn Clock>);
-        let mut vm_cfg = vm_config(config, &answerer);
-        tune(&mut vm_cfg);
-        let vm = Vm::start(plugin(), &env, vm_cfg).expect("VM starts");
-        Gateway::around(vm, env, clock, answerer)
-    }
-
-    /// Another VM in the same "Envoy" (shared data and metrics shared with `env`).
-    pub fn start_in(
-        env: &HostEnv,
-        clock: Arc<ManualClock>,
-        config: &[u8],
-        answerer: Answerer,
-    ) -> Gateway {
-        let vm = Vm::start(plugin(), env, vm_config(config, &answerer)).expect("VM starts");
-        Gateway::around(vm, env.clone(), clock, answerer)
-    }
-
-    fn around(vm: Vm, env: HostEnv, clock: Arc<ManualClock>, answerer: Answerer) -> Gateway {
-        assert!(vm.configured(), "configuration rejected: {:?}", vm.logs());
-        Gateway {
-            vm,
-            env,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            ticked_at: clock.monotonic_nanos(),
-            clock,
-            answerer,
-            calls: Vec::new(),
-        }
-    }
-
-    /// Envoy's timer, on the manual clock: runs the root's tick when its period has passed since
-    /// the last one (the plugin flushes its counts and forgets its clock reading there).
-    fn fire_due_tick(&mut self) {
-        let Some(period) = self.vm.tick_period() else {
-            return;
-        };
-        let now = self.clock.monotonic_nanos();
-        let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-        if now.saturating_sub(self.ticked_at) >= period {
-            self.ticked_at = now;
-            self.vm.tick();
-        }
-    }
-
-    /// Against a real token server.
-    pub fn with_token_server(config: &[u8], server: &TokenServer) -> Gateway {
-        Gateway::start(config, http_answerer(server.addr()))
-    }
-
-    /// Runs the request headers; returns the stream and its state (possibly paused).
-    pub fn begin(&mut self, req: Req) -> (StreamId, StreamState) {
-        self.fire_due_tick();
-        let id = self.vm.new_stream(req.props);
-        let state = self.vm.on_request_headers(id, req.headers, true);
-        (id, state)
-    }
-
-    /// A whole request: headers, then every call answered, then the outcome; the stream ends.
-    pub fn send(&mut self, req: Req) -> Outcome {
-        let (id, state) = self.begin(req);
-        let outcome = self.settle(id, state);
-        self.vm.end_stream(id);
-        outcome
-    }
-
-    /// Answers pending calls until the stream is decided.
-    pub fn settle(&mut self, id: StreamId, mut state: StreamState) -> Outcome {
-        for _ in 0..8 {
-            match state {
-                StreamState::Paused => {}
-                other => return self.outcome_of(id, other),
-            }
-            let calls = self.vm.take_calls();
-            if calls.is_empty() {
-                return Outcome::Paused;
-            }
-            for call in calls {
-                let outcome = self.perform(&call);
-                self.calls.push(call.clone());
-                self.vm.deliver_call(call.token, outcome);
-            }
-            state = self.vm.state(id);
-        }
-        Outcome::Paused
-    }
-
-    pub fn outcome_of(&self, id: StreamId, state: StreamState) -> Outcome {
-        match state {
-            StreamState::Continued => Outcome::Upstream(self.vm.request_headers(id)),
-            StreamState::LocalReply(reply) => Outcome::Reply(reply),
-            StreamState::Paused => Outcome::Paused,
-            other => panic!("unexpected stream state {other:?}"),
-        }
-    }
-
-    /// What the answerer says to one call.
-    pub fn perform(&self, call: &HttpCall) -> CallOutcome {
-        match &self.answerer {
-            Answerer::Fixed(outcome) => outcome.clone(),
-            Answerer::Http(clusters) => {
-                let addr = clusters.get(&call.cluster).copied();
-                self.runtime
-                    .block_on(easy_jwt_host::cluster_call::perform_call(
-                        addr,
-                        call.clone(),
-                    ))
-            }
-        }
-    }
-
-    /// Current value of a plugin counter (`easy_jwt.<name>`), 0 when never incremented. The
-    /// plugin hands its counts to the host on its root's tick (within 100 ms in Envoy): the
-    /// armed tick runs first, as time passing would.
-    pub fn counter(&mut self, name: &str) -> i64 {
-        self.vm.tick();
-        self.env
-            .metrics
-            .get(&format!("easy_jwt.{name}"))
-            .unwrap_or(0)
-    }
-
-    pub fn log_text(&self) -> String {
-        self.vm
-            .logs()
+    /// Counters `names` in one read.
+    pub fn counters_of(&self, names: &[&str]) -> Vec<i64> {
+        let stats = self.plugin_stats();
+        names
             .iter()
-            .map(|record| format!("[{:?}] {}\n", record.level, record.message))
+            .map(|name| stats.get(*name).copied().unwrap_or(0))
             .collect()
     }
 
-    /// Events delivered by calls, keyed by stream.
-    pub fn events(&mut self) -> Vec<Event> {
-        self.vm.take_events()
+    /// Every outcome counter and `cache_hit`.
+    pub fn counters(&self) -> Vec<i64> {
+        self.counters_of(&COUNTERS)
+    }
+
+    /// Counter `name` once it reads `want`, or whatever it reads after [`COUNTS_DUE`].
+    pub fn counter_reaching(&self, name: &str, want: i64) -> i64 {
+        let deadline = Instant::now() + COUNTS_DUE;
+        loop {
+            let value = self.counter(name);
+            if value == want || Instant::now() >= deadline {
+                return value;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Waits (up to [`COUNTS_DUE`]) until `condition` holds; returns whether it did.
+    pub fn eventually(&self, mut condition: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + COUNTS_DUE;
+        loop {
+            if condition() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// The plugin's log lines of `site` so far (Envoy's log, this listener's plugin only).
+    pub fn plugin_log(&self, site: &str) -> Vec<String> {
+        let marker = format!("wasm log {}", plugin_name(site));
+        self.envoy
+            .log()
+            .lines()
+            .filter(|line| line.contains(&marker))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.counts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Alone in this Envoy, once the counts of earlier requests have landed: no counter moves
+    /// for one flush period (the plugin hands its counts over on its root's tick).
+    fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        let guard = self
+            .counts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let deadline = Instant::now() + COUNTS_DUE;
+        let mut last = (self.counters(), Instant::now());
+        while Instant::now() < deadline {
+            thread::sleep(POLL);
+            let now = self.counters();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= COUNTS_QUIET {
+                break;
+            }
+        }
+        guard
     }
 }
 
-pub fn http_answerer(addr: SocketAddr) -> Answerer {
-    Answerer::Http(BTreeMap::from([(CLUSTER.to_string(), addr)]))
+/// The plugin's counters: each handled request lands in exactly one outcome, hits also count
+/// `cache_hit`.
+pub const COUNTERS: [&str; 8] = [
+    "allowed",
+    "denied",
+    "token_missing",
+    "ignored",
+    "anonymous",
+    "token_server_failure",
+    "fail_open",
+    "cache_hit",
+];
+
+/// The plugin hands its counts to Envoy on its root's tick, at most 100 ms after they happen
+/// (`proxy::counters::FLUSH_MS`): how long a test waits for a count (or another condition) before
+/// giving up, and how long no count may move for the counts to be settled.
+pub const COUNTS_DUE: Duration = Duration::from_secs(5);
+pub const COUNTS_QUIET: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs `test` on every world at once (one thread per Envoy version), sharing each Envoy with
+/// the binary's other tests. A failure names the version.
+pub fn each(worlds: &'static [World], test: impl Fn(&World) + Sync) {
+    on_every(worlds, |world| {
+        let _shared = world.shared();
+        test(world);
+    });
 }
 
-pub fn vm_config(config: &[u8], answerer: &Answerer) -> VmConfig {
-    let clusters = match answerer {
-        Answerer::Http(map) => map.keys().cloned().collect(),
-        Answerer::Fixed(_) => [CLUSTER.to_string()].into(),
-    };
-    VmConfig {
-        plugin_configuration: config.to_vec(),
-        clusters,
-        ..VmConfig::default()
-    }
+/// Like [`each`], alone in each Envoy: for tests that read the plugin's counters.
+pub fn each_counting(worlds: &'static [World], test: impl Fn(&World) + Sync) {
+    on_every(worlds, |world| {
+        let _alone = world.exclusive();
+        test(world);
+    });
 }
 
-/// Starts a VM with `config` and returns it whatever `on_configure` said.
-pub fn try_configure(config: &[u8]) -> Vm {
-    Vm::start(
-        plugin(),
-        &HostEnv::new(),
-        vm_config(config, &Answerer::Fixed(CallOutcome::Reset)),
+fn on_every(worlds: &'static [World], test: impl Fn(&World) + Sync) {
+    let test = &test;
+    let failures: Vec<String> = thread::scope(|scope| {
+        let handles: Vec<_> = worlds
+            .iter()
+            .map(|world| (world, scope.spawn(move || test(world))))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(world, handle)| {
+                handle.join().err().map(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    format!("Envoy {}: {message}", world.version())
+                })
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The uid the upstream saw (asserting the request went upstream with exactly one
+/// `x-auth-user`).
+pub fn uid(response: &Response) -> String {
+    let values = echoed(response, "x-auth-user");
+    assert_eq!(
+        values.len(),
+        1,
+        "x-auth-user must reach the upstream exactly once: {values:?}"
+    );
+    values[0].clone()
+}
+
+/// Every value of request header `name` the echo upstream saw (panics on a local reply).
+pub fn echoed(response: &Response, name: &str) -> Vec<String> {
+    assert!(
+        is_upstream(response),
+        "expected the request upstream, got {} {:?}",
+        response.status,
+        response.text()
+    );
+    response.echoed_all(name)
+}
+
+/// The path the echo upstream saw.
+pub fn echoed_path(response: &Response) -> String {
+    assert!(is_upstream(response), "{}", response.text());
+    response.json()["path"].as_str().unwrap().to_string()
+}
+
+pub fn is_upstream(response: &Response) -> bool {
+    response.status == 200
+        && serde_json::from_slice::<Value>(&response.body)
+            .is_ok_and(|body| body["headers"].is_array() && body["path"].is_string())
+}
+
+/// Status and JSON body of a local reply (asserting `content-type: application/json`).
+pub fn error(response: &Response) -> (u16, Value) {
+    assert!(
+        !is_upstream(response),
+        "expected a local reply, the request went upstream: {}",
+        response.text()
+    );
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "error replies are JSON: {} {:?}",
+        response.status,
+        response.text()
+    );
+    (response.status, response.json())
+}
+
+/// Status and `message` of a local reply.
+pub fn failure(response: &Response) -> (u16, String) {
+    let (status, body) = error(response);
+    (
+        status,
+        body["message"].as_str().unwrap_or_default().to_string(),
     )
-    .expect("VM starts")
-}
-
-/// A canned token-server answer.
-pub fn answer(status: u16, body: &str) -> CallOutcome {
-    CallOutcome::Response {
-        headers: vec![
-            (":status".into(), status.to_string()),
-            ("content-type".into(), "application/json".into()),
-        ],
-        body: body.as_bytes().to_vec(),
-        trailers: Vec::new(),
-    }
-}
-
-/// A minimal blocking HTTP/1.1 exchange (`connection: close`), for tests that talk to servers.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    (status, headers, body)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[end + 2..end + 2 + size]);
-        data = &data[end + 4 + size..];
-    }
-    out
-}
-
-/// POST/GET with a JSON body; returns status and parsed JSON.
-pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let bytes = body.to_string();
-    let (status, _, body) = http(
-        addr,
-        method,
-        path,
-        &[("content-type", "application/json")],
-        bytes.as_bytes(),
-    );
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// What a [`FakeServer`] does with each connection.
@@ -527,86 +524,117 @@ pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &Value) -> (u
 pub enum Behaviour {
     /// Reads the request, writes these raw bytes, closes.
     Raw(Vec<u8>),
-    /// Accepts and never answers (until the test ends).
+    /// Accepts and never answers (until the test binary ends).
     Hang,
-    /// Sends headers announcing a body, part of it, then resets the connection.
+    /// Sends headers announcing a 100-byte body, 7 bytes of it, then closes the connection.
     ResetMidBody,
+    /// Writes these bytes one at a time, `delay` apart (a slow drip answer).
+    Drip(Vec<u8>, Duration),
 }
 
-/// A misbehaving HTTP server on 127.0.0.1 for fault tests; stops when dropped.
+/// A misbehaving HTTP server on 127.0.0.1 for fault tests (one thread per connection); stops
+/// when dropped.
 pub struct FakeServer {
     addr: SocketAddr,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl FakeServer {
     pub fn start(behaviour: Behaviour) -> FakeServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        read_request(&mut stream);
-                        match &behaviour {
-                            Behaviour::Raw(bytes) => {
-                                let _ = stream.write_all(bytes);
-                            }
-                            Behaviour::Hang => held.push(stream),
-                            Behaviour::ResetMidBody => {
-                                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"uid\":");
-                                let _ = stream.flush();
-                                std::thread::sleep(Duration::from_millis(20));
-                                // SO_LINGER 0 would be a true RST; closing early ends the body short.
-                                drop(stream);
-                            }
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), requests.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::Relaxed) {
+                    return;
                 }
+                let Ok(stream) = stream else { continue };
+                let (behaviour, flag, count) = (behaviour.clone(), flag.clone(), count.clone());
+                thread::spawn(move || serve_fake(stream, &behaviour, &flag, &count));
             }
         });
-        FakeServer { addr, stop }
+        FakeServer {
+            addr,
+            stop,
+            requests,
+        }
     }
 
     /// A server answering `status` with `content_type` and `body`.
     pub fn respond(status: u16, content_type: &str, body: &[u8]) -> FakeServer {
-        let mut raw = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        raw.extend_from_slice(body);
-        FakeServer::start(Behaviour::Raw(raw))
+        FakeServer::start(Behaviour::Raw(raw_answer(status, content_type, body)))
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Requests read so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for FakeServer {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
     }
 }
 
-fn read_request(stream: &mut TcpStream) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+fn serve_fake(
+    mut stream: TcpStream,
+    behaviour: &Behaviour,
+    stop: &AtomicBool,
+    count: &AtomicUsize,
+) {
+    // One request per connection: every answer ends it (`connection: close`, a hang, a short
+    // body or the end of a drip), so Envoy opens a new one for the next call.
+    if !read_request(&mut stream) {
+        return;
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    match behaviour {
+        Behaviour::Raw(bytes) => {
+            let _ = stream.write_all(bytes);
+        }
+        Behaviour::Hang => {
+            // Hold the socket until Envoy closes it; no answer ever comes.
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).is_ok_and(|n| n > 0) {}
+        }
+        Behaviour::ResetMidBody => {
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"uid\":",
+            );
+            let _ = stream.flush();
+        }
+        Behaviour::Drip(bytes, delay) => {
+            for byte in bytes {
+                if stop.load(Ordering::Relaxed) || stream.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                let _ = stream.flush();
+                thread::sleep(*delay);
+            }
+        }
+    }
+}
+
+/// Reads one request (headers and a `content-length` body); false at end of connection.
+fn read_request(stream: &mut TcpStream) -> bool {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
-    while let Ok(n) = stream.read(&mut buf) {
-        if n == 0 {
-            break;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
         }
-        data.extend_from_slice(&buf[..n]);
         if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
             let length = head
@@ -617,7 +645,7 @@ fn read_request(stream: &mut TcpStream) {
                 })
                 .unwrap_or(0);
             if data.len() >= end + 4 + length {
-                break;
+                return true;
             }
         }
     }
@@ -625,41 +653,8 @@ fn read_request(stream: &mut TcpStream) {
 
 /// A loopback address nothing listens on.
 pub fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
-}
-
-/// A server that reads each request, then writes `bytes` one at a time, `delay` apart (a slow
-/// drip answer); stops when dropped.
-pub fn drip_server(bytes: Vec<u8>, delay: Duration) -> FakeServer {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok((mut stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            };
-            let (bytes, flag) = (bytes.clone(), flag.clone());
-            std::thread::spawn(move || {
-                stream.set_nonblocking(false).unwrap();
-                read_request(&mut stream);
-                for byte in bytes {
-                    if flag.load(std::sync::atomic::Ordering::Relaxed)
-                        || stream.write_all(&[byte]).is_err()
-                    {
-                        return;
-                    }
-                    let _ = stream.flush();
-                    std::thread::sleep(delay);
-                }
-            });
-        }
-    });
-    FakeServer { addr, stop }
 }
 
 /// A raw HTTP/1.1 answer with `content-length`.
@@ -671,4 +666,18 @@ pub fn raw_answer(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     .into_bytes();
     raw.extend_from_slice(body);
     raw
+}
+
+/// A cluster name for a fake server (Higress naming, so `tokenServerCluster` accepts it).
+pub fn fake_cluster(name: &str) -> String {
+    format!("outbound|80||{name}.fake")
+}
+
+/// A configuration calling cluster `cluster` (the global token server unset).
+pub fn calling(cluster: &str, extra: Value) -> Value {
+    let mut config = base_config(json!({ "tokenServerCluster": cluster }));
+    for (key, value) in extra.as_object().unwrap() {
+        config[key] = value.clone();
+    }
+    config
 }

@@ -1,10 +1,8 @@
-//! One table of request scenarios, run in real Envoy (`tests/envoy.rs`) and in the in-process
-//! host (`tests/host_scenarios.rs`). Both drivers turn what happened into an [`Observed`] and
-//! [`check`] it against the same [`Expect`]: where the two disagree, Envoy is right and the host
-//! gets fixed.
+//! One table of request scenarios, run in every pinned Envoy (`tests/envoy.rs`): the driver turns
+//! what happened into an [`Observed`] and [`check`]s it against the scenario's [`Expect`].
 //!
-//! The world both drivers build: one listener (Envoy) or one VM (host) per [`Site`], i.e. per
-//! plugin configuration; the [`ROUTES`] of every listener; the mock token server
+//! The world it builds: one listener per [`Site`], i.e. per plugin configuration; the [`ROUTES`]
+//! of every listener; the mock token server
 //! ([`MOCK_CLUSTER`], behaviour chosen by the token, see `tests/testbed/src/mock.rs`), the
 //! reference token server ([`TOKEN_CLUSTER`], real HS256 JWTs) and the echo upstream.
 
@@ -61,7 +59,7 @@ pub fn route_for(path: &str) -> &'static Route {
         .unwrap_or(&ROUTES[2])
 }
 
-/// One plugin configuration: a listener in Envoy, a VM in the host.
+/// One plugin configuration: a listener in Envoy.
 pub struct Site {
     pub name: &'static str,
     pub config: Value,

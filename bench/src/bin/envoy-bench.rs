@@ -1,8 +1,8 @@
 //! `envoy-bench` (`make bench`): instructions Envoy executes per request with plugin.wasm on each
 //! of its paths, next to no filter, a no-op wasm filter, a minimal call-and-resume wasm filter,
-//! Envoy's `jwt_authn` and a Lua filter making the same token-server call; then the guest-side
-//! breakdown (wasm instructions and hostcalls per request, in the in-process host) and the
-//! artifact's size. Markdown on stdout, progress on stderr.
+//! Envoy's `jwt_authn` and a Lua filter making the same token-server call; then the artifact's
+//! size. (A guest-side breakdown comes from callgrind's own function profile of the JIT code:
+//! `--profile`.) Markdown on stdout, progress on stderr.
 //!
 //! One Envoy (`--concurrency 1`) runs under `valgrind --tool=callgrind --instr-atstart=no`, with
 //! one listener per configuration, each answering from a `direct_response` route (no upstream).
@@ -38,7 +38,6 @@ const COUNTS_SETTLE: Duration = Duration::from_millis(500);
 
 use clap::Parser;
 use easy_jwt_bench::callgrind::{self, CallgrindEnvoy, FnKey, Launch, Resolver, Tools};
-use easy_jwt_bench::guest;
 use easy_jwt_bench::scenario::{
     base64url, plugin_config, Auth, Shape, Tokens, API_PATH, IGNORED_PATH, TOKEN_CLUSTER,
 };
@@ -126,9 +125,6 @@ struct Cli {
     /// Seconds to wait for Envoy under valgrind to be ready.
     #[arg(long, default_value_t = 600)]
     start_timeout: u64,
-    /// Measured requests per path of the guest-side breakdown (0: skip it).
-    #[arg(long, default_value_t = 2000)]
-    guest_requests: usize,
 }
 
 /// How a row's responses must look.
@@ -449,24 +445,6 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
     }
     let config = config.to_string();
 
-    // The guest side first: it is quick and fails fast on a broken artifact.
-    let guest_rows = if cli.guest_requests > 0 {
-        eprintln!("envoy-bench: guest side (in-process host, wasmtime fuel)…");
-        Some(guest::measure(
-            &guest::Inputs {
-                plugin: plugin.clone(),
-                noop: noop.clone(),
-                call_floor: Some(floor.clone()),
-                header_floor: Some(header_floor.clone()),
-                config: config.clone(),
-            },
-            200,
-            cli.guest_requests,
-        )?)
-    } else {
-        None
-    };
-
     let bin = match &cli.envoy {
         Some(p) => EnvoyBin::new(p.clone()),
         None => newest(),
@@ -542,20 +520,6 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
         token_server.addr()
     );
     println!("{}", envoy_table(&rows, &results, cli.repeat > 1));
-
-    if let Some(guest_rows) = &guest_rows {
-        println!("## Guest side (in-process host, wasmtime fuel)\n");
-        println!(
-            "Per request, {} requests per path after 200 warm-up, each path in its own VM with \
-             the same plugin configuration; the token server's answer is given in-process. \
-             Wasm instructions = wasmtime fuel (one per operator, none for nop/drop/block/loop/\
-             end…); hostcalls = every wasm → host call (proxy_* and WASI). The root's tick \
-             (which hands the counts to Envoy) runs every {} requests and is counted in.\n",
-            cli.guest_requests,
-            easy_jwt_bench::guest::REQUESTS_PER_TICK
-        );
-        println!("{}", guest_table(guest_rows));
-    }
 
     let size = std::fs::metadata(&plugin)
         .map_err(|e| format!("cannot stat {}: {e}", plugin.display()))?
@@ -974,45 +938,6 @@ fn envoy_table(rows: &[Row], results: &BTreeMap<&'static str, Measured>, spread:
 
 fn verdict(met: bool, target: &str) -> String {
     format!("{target} {}", if met { "✔" } else { "✘" })
-}
-
-/// The guest-side table with its targets.
-fn guest_table(rows: &[guest::Row]) -> String {
-    let mut table = Table::new(&[
-        "path",
-        ">wasm instructions/request",
-        ">hostcalls/request",
-        "target",
-    ]);
-    for row in rows {
-        let limits = match row.name {
-            "easy-jwt: ignored URL" => Some((6_000.0, 3.0)),
-            "easy-jwt: missing token" | "easy-jwt: anonymous token" => Some((9_000.0, 4.0)),
-            "easy-jwt: cache hit" => Some((12_000.0, 6.0)),
-            "easy-jwt: token call" => Some((30_000.0, 10.0)),
-            _ => None,
-        };
-        let target = limits
-            .map(|(fuel, calls)| {
-                verdict(
-                    row.instructions <= fuel && row.hostcalls <= calls,
-                    &format!("≤ {} and ≤ {calls:.0}", int(fuel)),
-                )
-            })
-            .unwrap_or_default();
-        let hostcalls = if (row.hostcalls - row.hostcalls.round()).abs() < 0.005 {
-            format!("{:.0}", row.hostcalls)
-        } else {
-            format!("{:.2}", row.hostcalls)
-        };
-        table.row(vec![
-            row.name.to_string(),
-            int(row.instructions),
-            hostcalls,
-            target,
-        ]);
-    }
-    table.render()
 }
 
 /// `--profile`: the row's top functions (callgrind_annotate), its instructions per request by

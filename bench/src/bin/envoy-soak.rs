@@ -379,6 +379,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         Opts {
             concurrency: cli.concurrency,
             log_level,
+            ..Opts::default()
         },
     )
     .map_err(|e| e.to_string())?;

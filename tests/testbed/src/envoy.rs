@@ -441,8 +441,11 @@ impl Listener {
 pub struct Opts {
     /// Worker threads (`--concurrency`).
     pub concurrency: u32,
-    /// `--log-level`, also used for the `wasm` component.
+    /// `--log-level`, also used for the `wasm` component unless `wasm_log_level` is set.
     pub log_level: &'static str,
+    /// `--component-log-level wasm:<level>` when it differs from `log_level` (the plugin's debug
+    /// lines without the rest of Envoy's).
+    pub wasm_log_level: Option<&'static str>,
 }
 
 impl Default for Opts {
@@ -450,6 +453,7 @@ impl Default for Opts {
         Opts {
             concurrency: 1,
             log_level: "info",
+            wasm_log_level: None,
         }
     }
 }
@@ -611,9 +615,16 @@ impl Envoy {
             .arg("--log-level")
             .arg(opts.log_level)
             .arg("--component-log-level")
-            .arg(format!("wasm:{}", opts.log_level))
+            .arg(format!(
+                "wasm:{}",
+                opts.wasm_log_level.unwrap_or(opts.log_level)
+            ))
             .arg("--log-path")
             .arg(&log_file)
+            // The log file reaches the disk within 50 ms (Envoy's default is 10 s), for tests
+            // that read it while Envoy runs.
+            .arg("--file-flush-interval-msec")
+            .arg("50")
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -804,6 +815,15 @@ impl Envoy {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// This Envoy for the rest of the process: a test binary's shared Envoy, kept in a static
+    /// (which Rust never drops). It is stopped (SIGTERM, SIGKILL after 2 s) when the process
+    /// exits, and its directory removed unless `TESTBED_KEEP` is set.
+    pub fn keep_until_exit(self) -> &'static Envoy {
+        let envoy: &'static Envoy = Box::leak(Box::new(self));
+        at_exit::register(envoy.child.id(), envoy.dir.clone());
+        envoy
+    }
+
     /// Stops Envoy (SIGTERM, then SIGKILL after 2 s) and returns its exit status.
     pub fn stop(mut self) -> Option<ExitStatus> {
         kill_and_wait(&mut self.child)
@@ -817,6 +837,67 @@ impl Drop for Envoy {
             eprintln!("Envoy files kept in {}", self.dir.display());
         } else {
             let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Stops the Envoys of [`Envoy::keep_until_exit`] when the process exits (`atexit`: after the
+/// test harness's `main` returns or calls `exit`).
+mod at_exit {
+    use std::path::PathBuf;
+    use std::sync::{Mutex, Once};
+    use std::time::{Duration, Instant};
+
+    static KEPT: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+    static HOOK: Once = Once::new();
+    const SIGTERM: i32 = 15;
+    const SIGKILL: i32 = 9;
+    const WNOHANG: i32 = 1;
+
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> i32;
+        fn kill(pid: i32, signal: i32) -> i32;
+        fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    }
+
+    pub fn register(pid: u32, dir: PathBuf) {
+        KEPT.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((pid, dir));
+        // SAFETY: registers a plain `extern "C" fn` with libc.
+        HOOK.call_once(|| unsafe {
+            atexit(stop_all);
+        });
+    }
+
+    extern "C" fn stop_all() {
+        let kept = std::mem::take(
+            &mut *KEPT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (pid, _) in &kept {
+            // SAFETY: signals our own child process.
+            unsafe { kill(*pid as i32, SIGTERM) };
+        }
+        for (pid, dir) in kept {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let mut status = 0;
+            // SAFETY: reaps our own child; `status` outlives the call.
+            while unsafe { waitpid(pid as i32, &mut status, WNOHANG) } == 0 {
+                if Instant::now() > deadline {
+                    // SAFETY: as above.
+                    unsafe {
+                        kill(pid as i32, SIGKILL);
+                        waitpid(pid as i32, &mut status, 0);
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if std::env::var_os("TESTBED_KEEP").is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A proxy-wasm plugin that does nothing: a root context and an HTTP context whose callbacks all
-//! return Continue. Used by the host benchmarks to measure the emulator's own overhead.
+//! return Continue. `make bench` runs it as the no-op wasm filter (the floor of any wasm filter).
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
