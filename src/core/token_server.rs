@@ -14,7 +14,9 @@
 //! | consul | `outbound\|<port>\|\|<serviceName>.<datacenter>.consul`        | serviceName       |
 //! | raw    | the name as given (plain Envoy `clusters:` entry)             | the cluster name  |
 
-use crate::core::config::Map;
+use serde_json::Map as JsonMap;
+/// A JSON object.
+type Map = JsonMap<String, serde_json::Value>;
 use serde_json::Value;
 use std::time::Duration;
 
