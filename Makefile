@@ -70,8 +70,8 @@ build: toolchain ## Build plugin.wasm (release; wasm-opt -O3 when installed)
 		echo "error: plugin.wasm is $$size bytes, over the $(SIZE_CEILING)-byte ceiling: a dependency grew? (cargo tree -e normal -p easy-jwt --target $(TARGET))" >&2; exit 1; \
 	fi
 
-build-test-plugins: toolchain ## Build the bench's no-op, call-floor, header-floor and SDK-floor plugins
-	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p noop-plugin -p call-floor-plugin -p header-floor-plugin -p sdk-floor-plugin
+build-test-plugins: toolchain ## Build the bench's call-floor, header-floor and SDK-floor (also the no-op filter) plugins
+	$(CARGO) build --locked --target $(TARGET) --profile $(PROFILE) -p call-floor-plugin -p header-floor-plugin -p sdk-floor-plugin
 
 # --- Python venvs under target/ ------------------------------------------------------------------
 # $(call make_venv,DIR,MINOR): a fresh `$(PYTHON) -m venv DIR`; fails with the fix when python3 is
@@ -253,7 +253,7 @@ lint: toolchain ## rustfmt and clippy (warnings are errors)
 bench: build build-test-plugins $(RUN_ENVOY_DEPS) ## Envoy instructions per request (callgrind) vs no filter, no-op wasm, call floor, jwt_authn, Lua; artifact size
 	@command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
 	$(CARGO) run --locked --release -p easy-jwt-bench --bin envoy-bench -- --plugin plugin.wasm \
-		--noop $(WASM_DIR)/noop_plugin.wasm --call-floor $(WASM_DIR)/call_floor_plugin.wasm \
+		--call-floor $(WASM_DIR)/call_floor_plugin.wasm \
 		--header-floor $(WASM_DIR)/header_floor_plugin.wasm \
 		--sdk-floor $(WASM_DIR)/sdk_floor_plugin.wasm --envoy '$(RUN_ENVOY)'
 

@@ -197,6 +197,14 @@ pub fn allow(config: &Config, identity: &Identity, strip: Vec<HeaderEdit>) -> De
     }
 }
 
+/// Whether an answer may be asked for again (`tokenServerRetries`): a connection failure or a
+/// reset (Envoy's 503 or no answer at all) or a 502/503/504, from the token server or from Envoy
+/// (a 504 is an attempt that ran out of time). Never a 200, a 401/403 or any other status: a
+/// retry can only turn a failure into an answer, never a refusal into a pass.
+pub fn retryable(response: AuthResponse) -> bool {
+    matches!(response.status, None | Some(502..=504))
+}
+
 /// Classifies an answer: only 200 with an integer uid allows; 401/403 deny; the rest fail.
 pub fn judge(config: &Config, response: AuthResponse) -> Verdict {
     let Some(status) = response.status else {
@@ -349,6 +357,20 @@ mod tests {
     use crate::core::config::{Fields, FAIL_OPEN_HEADER};
     use crate::core::request::fake::FakeRequest;
     use serde_json::{json, Value};
+
+    fn status_only(status: Option<u16>) -> AuthResponse<'static> {
+        AuthResponse { status, body: b"" }
+    }
+
+    #[test]
+    fn only_failures_of_the_connection_or_the_gateway_are_retried() {
+        for status in [None, Some(502), Some(503), Some(504)] {
+            assert!(retryable(status_only(status)), "{status:?}");
+        }
+        for status in [200, 201, 204, 400, 401, 403, 404, 429, 500, 501, 505] {
+            assert!(!retryable(status_only(Some(status))), "{status}");
+        }
+    }
 
     fn config(extra: Value) -> Config {
         let mut doc = json!({

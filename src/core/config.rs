@@ -27,6 +27,7 @@ pub mod keys {
     pub const TOKEN_SERVER_AUTHORITY: &str = "tokenServerAuthority";
     pub const TOKEN_SERVER_PATH: &str = "tokenServerPath";
     pub const TOKEN_SERVER_TIMEOUT_MS: &str = "tokenServerTimeoutMs";
+    pub const TOKEN_SERVER_RETRIES: &str = "tokenServerRetries";
     pub const TOKEN_FROM_HEADER_NAME: &str = "tokenFromHeaderName";
     pub const TOKEN_FROM_HEADER_PREFIX: &str = "tokenFromHeaderPrefix";
     pub const TOKEN_FROM_QUERY: &str = "tokenFromQuery";
@@ -58,6 +59,7 @@ pub mod keys {
         TOKEN_SERVER_AUTHORITY,
         TOKEN_SERVER_PATH,
         TOKEN_SERVER_TIMEOUT_MS,
+        TOKEN_SERVER_RETRIES,
         TOKEN_FROM_HEADER_NAME,
         TOKEN_FROM_HEADER_PREFIX,
         TOKEN_FROM_QUERY,
@@ -90,6 +92,10 @@ pub mod defaults {
     pub const TOKEN_SERVER_PATH: &str = "/api/token/auth";
     pub const TIMEOUT_MS: u64 = 2000;
     pub const MAX_TIMEOUT_MS: u64 = 600_000;
+    /// Re-sends of the auth call after a connection failure, reset or 502/503/504: none, as the
+    /// Go original.
+    pub const RETRIES: u8 = 0;
+    pub const MAX_RETRIES: u64 = 3;
     pub const HEADER_NAME: &str = crate::core::token::DEFAULT_HEADER;
     pub const HEADER_PREFIX: &str = crate::core::token::DEFAULT_PREFIX;
     pub const UID_HEADER: &str = "x-auth-user";
@@ -585,11 +591,21 @@ fn parse_call_settings(fields: &Fields) -> Result<TokenServer, ConfigError> {
             "1..=600000",
         )?
         .unwrap_or(defaults::TIMEOUT_MS);
+    let retries = fields
+        .integer(
+            keys::TOKEN_SERVER_RETRIES,
+            0,
+            defaults::MAX_RETRIES,
+            "0..=3",
+        )?
+        .and_then(|n| u8::try_from(n).ok())
+        .unwrap_or(defaults::RETRIES);
     Ok(TokenServer {
         cluster: String::new(),
         authority: String::new(),
         path,
         timeout: Duration::from_millis(timeout),
+        retries,
     })
 }
 
@@ -687,6 +703,10 @@ mod tests {
         assert_eq!(config.token_server.authority, "token-server.dns");
         assert_eq!(config.token_server.path, "/api/token/auth");
         assert_eq!(config.token_server.timeout, Duration::from_millis(2000));
+        assert_eq!(
+            config.token_server.retries, 0,
+            "one attempt, as the Go original"
+        );
         assert_eq!(config.sources, TokenSources::default());
         assert_eq!(config.uid_header, "x-auth-user");
         assert_eq!(config.anonymous_uid, "0");
@@ -820,6 +840,27 @@ mod tests {
         assert!(Config::is_missing_token_server(
             &parse(json!({})).unwrap_err()
         ));
+    }
+
+    #[test]
+    fn retries_are_zero_to_three_and_do_not_change_the_scope() {
+        for n in 0..=3u8 {
+            let config = parse(with("tokenServerRetries", json!(n))).unwrap();
+            assert_eq!(config.token_server.retries, n);
+            assert_eq!(
+                config.scope,
+                parse(base()).unwrap().scope,
+                "same answers, same cache"
+            );
+        }
+        for bad in [json!(4), json!(-1), json!("1"), json!(1.5), json!(true)] {
+            let (key, _) = key_error(with("tokenServerRetries", bad.clone()));
+            assert_eq!(key, "tokenServerRetries", "{bad}");
+        }
+        assert_eq!(
+            key_error(with("tokenServerRetries", json!(4))).1,
+            Problem::OutOfRange("0..=3")
+        );
     }
 
     #[test]

@@ -24,11 +24,14 @@ pub enum Stat {
     /// Envoy refused a header edit the decision needed (the identity headers could not be set
     /// or a client's copy removed): the request was refused with a 500, never let through.
     InternalError,
+    /// An auth call sent again after a connection failure, a reset or a 502/503/504
+    /// (`tokenServerRetries`); counted per re-send, beside the request's one outcome.
+    TokenServerRetry,
 }
 
 impl Stat {
     /// Every counter, in definition order.
-    pub const ALL: [Stat; 9] = [
+    pub const ALL: [Stat; 10] = [
         Stat::Allowed,
         Stat::Denied,
         Stat::TokenMissing,
@@ -38,6 +41,7 @@ impl Stat {
         Stat::FailOpen,
         Stat::CacheHit,
         Stat::InternalError,
+        Stat::TokenServerRetry,
     ];
 
     /// The metric name passed to `proxy_define_metric`.
@@ -52,6 +56,7 @@ impl Stat {
             Stat::FailOpen => "easy_jwt.fail_open",
             Stat::CacheHit => "easy_jwt.cache_hit",
             Stat::InternalError => "easy_jwt.internal_error",
+            Stat::TokenServerRetry => "easy_jwt.token_server_retry",
         }
     }
 

@@ -29,8 +29,10 @@ pub struct TokenServer {
     pub authority: String,
     /// `:path` of the auth call.
     pub path: String,
-    /// Call timeout.
+    /// The budget of the whole exchange: every attempt gets what is left of it.
     pub timeout: Duration,
+    /// Re-sends after a connection failure, a reset or a 502/503/504 (`tokenServerRetries`).
+    pub retries: u8,
 }
 
 /// A Higress service source, as written in the `tokenService` key:

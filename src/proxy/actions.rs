@@ -10,10 +10,17 @@ use crate::proxy::counters::Counters;
 use crate::proxy::host::Action;
 use crate::proxy::host::{Call, Host, Status};
 use log::{debug, error, warn};
+use std::time::Duration;
 
-/// Dispatches the auth call for a paused request (its token, and the context it forwards); the
-/// answer goes to the effective context.
-pub fn dispatch(host: &dyn Host, config: &Config, pending: &Pending) -> Result<u32, Status> {
+/// Dispatches the auth call for a paused request (its token, and the context it forwards), to be
+/// answered within `timeout`; the SDK delivers the answer to the context whose callback is
+/// running.
+pub fn dispatch(
+    host: &dyn Host,
+    config: &Config,
+    pending: &Pending,
+    timeout: Duration,
+) -> Result<u32, Status> {
     let server = &config.token_server;
     let mut headers = vec![
         (":method", "POST"),
@@ -32,7 +39,7 @@ pub fn dispatch(host: &dyn Host, config: &Config, pending: &Pending) -> Result<u
         cluster: &server.cluster,
         headers: &headers,
         body: &body,
-        timeout: server.timeout,
+        timeout,
     };
     host.dispatch(&call).inspect_err(|status| {
         error!(
@@ -121,8 +128,11 @@ fn details(stat: Stat) -> &'static str {
         Stat::TokenServerFailure => "easy_jwt.token_server_failure",
         Stat::InternalError => "easy_jwt.header_edit_failed",
         // Outcomes that never reply; listed so a new counter must be placed here.
-        Stat::Allowed | Stat::Ignored | Stat::Anonymous | Stat::FailOpen | Stat::CacheHit => {
-            "easy_jwt.refused"
-        }
+        Stat::Allowed
+        | Stat::Ignored
+        | Stat::Anonymous
+        | Stat::FailOpen
+        | Stat::CacheHit
+        | Stat::TokenServerRetry => "easy_jwt.refused",
     }
 }

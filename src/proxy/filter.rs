@@ -118,12 +118,14 @@ impl Root {
         let Some((config, pending)) = call else {
             return;
         };
-        match dispatch(self.state.host(), &config, &pending) {
-            Ok(token_id) => self
-                .state
-                .flights
-                .borrow_mut()
-                .restart(key, token_id, self.id),
+        // The budget starts before the call is sent, so Envoy's timeout never outlasts it.
+        let retries = self.state.retries(&config);
+        let timeout = config.token_server.timeout;
+        match dispatch(self.state.host(), &config, &pending, timeout) {
+            Ok(token_id) => {
+                let flights = &mut self.state.flights.borrow_mut();
+                flights.restart(key, token_id, self.id, retries);
+            }
             Err(_) => {
                 let flight = self.state.flights.borrow_mut().abandon(key);
                 if let Some(flight) = flight {
@@ -226,8 +228,9 @@ impl Filter {
         body_size: usize,
         _trailers: usize,
     ) {
-        self.stage = Stage::Done;
-        self.state.land(token_id, body_size);
+        if self.state.land(token_id, body_size) {
+            self.stage = Stage::Done;
+        }
     }
 
     /// The stream has ended: it leaves the flight it waits in (an orphaned flight wakes the
@@ -299,10 +302,14 @@ impl Filter {
             token::redact(&waiter.pending.token),
             waiter.config.token_server.cluster
         );
-        match dispatch(self.state.host(), &waiter.config, &waiter.pending) {
+        let config = &waiter.config;
+        // The budget starts before the call is sent, so Envoy's timeout never outlasts it.
+        let retries = self.state.retries(config);
+        let timeout = config.token_server.timeout;
+        match dispatch(self.state.host(), config, &waiter.pending, timeout) {
             Ok(token_id) => {
                 let flights = &mut self.state.flights.borrow_mut();
-                flights.start(key.clone(), token_id, self.id, waiter);
+                flights.start(key.clone(), token_id, self.id, retries, waiter);
                 self.stage = Stage::Waiting { key };
                 Action::Pause
             }

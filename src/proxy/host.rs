@@ -64,6 +64,8 @@ pub trait Host {
     fn increment(&self, id: u32, offset: u64) -> Result<(), Status>;
     /// Wall-clock seconds since the Unix epoch.
     fn now_secs(&self) -> u64;
+    /// Wall-clock milliseconds since the Unix epoch (the budget of a retried exchange).
+    fn now_ms(&self) -> u64;
     /// Makes the plugin's log calls below the level of Envoy's `wasm` logger free: skipped
     /// inside the VM, no formatting, no hostcall.
     fn follow_log_level(&self);
@@ -165,6 +167,15 @@ impl Host for Envoy {
             .ok()
             .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |since| since.as_secs())
+    }
+
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            })
     }
 
     fn follow_log_level(&self) {

@@ -24,4 +24,8 @@ pub mod host;
 mod imports;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_host_only;
+#[cfg(test)]
+mod tests_retry;
 pub mod vm_state;

@@ -9,10 +9,10 @@ use crate::proxy::host::Action;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
-const CLUSTER: &str = "outbound|9090||token-server.dns";
+pub(super) const CLUSTER: &str = "outbound|9090||token-server.dns";
 
 /// A configured VM on `host` with the global keys of `extra` over a minimal configuration.
-fn vm(host: &Rc<FakeHost>, extra: Value) -> Root {
+pub(super) fn vm(host: &Rc<FakeHost>, extra: Value) -> Root {
     let mut config = json!({
         "tokenServerFQDN": "token-server.dns",
         "tokenServerPort": 9090,
@@ -29,7 +29,7 @@ fn vm(host: &Rc<FakeHost>, extra: Value) -> Root {
 }
 
 /// Stream `id` with `token` (as `Authorization: Bearer`), headers run; returns the stream.
-fn request(
+pub(super) fn request(
     root: &Root,
     host: &FakeHost,
     id: u32,
@@ -48,13 +48,20 @@ fn request(
 }
 
 /// Delivers the answer of call `token` to `stream` (effective context `id`).
-fn answer(host: &FakeHost, stream: &mut Filter, id: u32, token: u32, status: u16, body: &str) {
+pub(super) fn answer(
+    host: &FakeHost,
+    stream: &mut Filter,
+    id: u32,
+    token: u32,
+    status: u16,
+    body: &str,
+) {
     host.enter(id);
     host.answer(Some(status), body);
     stream.on_http_call_response(token, 1, body.len(), 0);
 }
 
-fn uid(host: &FakeHost, id: u32) -> Vec<String> {
+pub(super) fn uid(host: &FakeHost, id: u32) -> Vec<String> {
     host.header_values(id, "x-auth-user")
 }
 

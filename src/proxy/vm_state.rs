@@ -9,13 +9,15 @@ use crate::core::identity::Identity;
 use crate::core::request::Attribute;
 use crate::core::stats::Stat;
 use crate::proxy::actions::carry_out;
+use crate::proxy::actions::dispatch;
 use crate::proxy::counters::{Counters, FLUSH_MS};
-use crate::proxy::flights::{Flight, Flights};
+use crate::proxy::flights::{Flight, Flights, Retries};
 use crate::proxy::host::Action;
 use crate::proxy::host::Host;
 use log::{debug, warn};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Largest token-server answer read; a longer one is an invalid answer (fail closed).
 pub const MAX_AUTH_BODY: usize = 64 * 1024;
@@ -183,14 +185,23 @@ impl VmState {
         }
     }
 
-    /// The answer to call `token` is being delivered: caches it, then resolves every request
-    /// that waits for it, each under its own configuration. An unknown token (every waiter
-    /// left) is ignored.
-    pub fn land(&self, token: u32, body_size: usize) {
-        let Some(flight) = self.flights.borrow_mut().land(token) else {
-            return;
+    /// The answer to call `token` is being delivered: sends the call again if the answer is a
+    /// failure worth retrying and the flight has retries and time left (false: the waiters
+    /// wait on); otherwise caches it and resolves every request that waits for it, each under
+    /// its own configuration (true). An unknown token (every waiter left) is ignored.
+    pub fn land(&self, token: u32, body_size: usize) -> bool {
+        let Some((key, flight)) = self.flights.borrow_mut().land(token) else {
+            return true;
         };
         let answer = Answer::read(self.host(), body_size);
+        let flight = if auth::retryable(answer.view()) {
+            match self.resend(key, flight) {
+                Ok(()) => return false,
+                Err(flight) => flight,
+            }
+        } else {
+            flight
+        };
         debug!(
             "easy-jwt: token server answered {} for {} request(s)",
             answer.status.unwrap_or(0),
@@ -207,6 +218,49 @@ impl VmState {
             }
             let decision = auth::on_response(&waiter.config, waiter.pending, answer.view());
             self.finish(waiter.context_id, decision);
+        }
+        true
+    }
+
+    /// The retries of a new exchange under `config`: `None` without `tokenServerRetries` (no
+    /// clock read then).
+    pub fn retries(&self, config: &Config) -> Option<Retries> {
+        let server = &config.token_server;
+        (server.retries > 0).then(|| Retries {
+            left: server.retries,
+            deadline_ms: self
+                .host
+                .now_ms()
+                .saturating_add(u64::try_from(server.timeout.as_millis()).unwrap_or(u64::MAX)),
+        })
+    }
+
+    /// Sends the call of a landed flight again, with what is left of its budget; gives the
+    /// flight back when it has no retry or no time left, or the call cannot be made.
+    fn resend(&self, key: String, mut flight: Flight) -> Result<(), Flight> {
+        let Some(retries) = flight.retries.filter(|r| r.left > 0) else {
+            return Err(flight);
+        };
+        let left_ms = retries.deadline_ms.saturating_sub(self.host.now_ms());
+        if left_ms == 0 {
+            return Err(flight);
+        }
+        let Some(first) = flight.waiters.first() else {
+            return Err(flight);
+        };
+        let timeout = Duration::from_millis(left_ms);
+        match dispatch(self.host(), &first.config, &first.pending, timeout) {
+            Ok(token) => {
+                debug!("easy-jwt: token server call sent again ({left_ms} ms left)");
+                self.count(Stat::TokenServerRetry);
+                flight.retries = Some(Retries {
+                    left: retries.left - 1,
+                    ..retries
+                });
+                self.flights.borrow_mut().resend(key, token, flight);
+                Ok(())
+            }
+            Err(_) => Err(flight),
         }
     }
 

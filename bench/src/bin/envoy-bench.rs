@@ -59,12 +59,6 @@ struct Cli {
     /// The plugin module.
     #[arg(long, default_value = "plugin.wasm")]
     plugin: PathBuf,
-    /// The no-op wasm filter (`make build-test-plugins`).
-    #[arg(
-        long,
-        default_value = "target/wasm32-wasip1/wasm-release/noop_plugin.wasm"
-    )]
-    noop: PathBuf,
     /// The call-and-resume floor filter (`cargo build --target wasm32-wasip1 --profile
     /// wasm-release -p call-floor-plugin`).
     #[arg(
@@ -417,7 +411,6 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
         return Err("--requests, --connections and --repeat must be at least 1".into());
     }
     let plugin = existing(&cli.plugin, "run `make build`")?;
-    let noop = existing(&cli.noop, "run `make build-test-plugins`")?;
     let floor = existing(
         &cli.call_floor,
         "build it: cargo build --target wasm32-wasip1 --profile wasm-release -p call-floor-plugin",
@@ -456,7 +449,7 @@ fn run(cli: &Cli, tools: &Tools) -> Result<(), String> {
         header: &header_floor,
         sdk: &sdk_floor,
     };
-    let bootstrap = bootstrap(&plugin, &noop, &floors, &config, token_server.addr());
+    let bootstrap = bootstrap(&plugin, &floors, &config, token_server.addr());
     let out_dir =
         std::path::absolute(&cli.out_dir).map_err(|e| format!("{}: {e}", cli.out_dir.display()))?;
     eprintln!(
@@ -587,13 +580,7 @@ struct Floors<'a> {
 
 /// The bootstrap: the token server's cluster and one listener per configuration, each routing
 /// every request to a `direct_response` (the `x-bench-check` route also echoes `x-auth-user`).
-fn bootstrap(
-    plugin: &Path,
-    noop: &Path,
-    floors: &Floors,
-    config: &str,
-    token_server: SocketAddr,
-) -> Value {
+fn bootstrap(plugin: &Path, floors: &Floors, config: &str, token_server: SocketAddr) -> Value {
     let routes = |l: Listener| {
         l.raw_route(json!({
             "name": "check",
@@ -640,8 +627,9 @@ fn bootstrap(
         .listener(routes(Listener::new("base")))
         .listener(routes(
             Listener::new("noop")
-                .wasm(noop, "")
-                .wasm_name("noop", "noop"),
+                .wasm(floors.sdk, "noop")
+                .wasm_name("noop", "noop")
+                .wasm_vm_id("sdk-floor"),
         ))
         .listener(routes(
             Listener::new("floor")
@@ -653,15 +641,20 @@ fn bootstrap(
                 .wasm(floors.header, "")
                 .wasm_name("header-floor", "header-floor"),
         ))
+        // The no-op filter and the two SDK floors are one module and share one VM (three root
+        // contexts): valgrind bounds the address space and V8 reserves a large part of it per
+        // Wasm instance, so with one VM more the plugin's instance on the worker failed to start.
         .listener(routes(
             Listener::new("sdk_floor")
                 .wasm(floors.sdk, "string")
-                .wasm_name("sdk-floor", "sdk-floor"),
+                .wasm_name("sdk-floor", "sdk-floor")
+                .wasm_vm_id("sdk-floor"),
         ))
         .listener(routes(
             Listener::new("sdk_floor_bytes")
                 .wasm(floors.sdk, "bytes")
-                .wasm_name("sdk-floor-bytes", "sdk-floor-bytes"),
+                .wasm_name("sdk-floor-bytes", "sdk-floor-bytes")
+                .wasm_vm_id("sdk-floor"),
         ))
         .listener(routes(Listener::new("plugin").wasm(plugin, config)))
         .listener(routes(Listener::new("jwt").filter(jwt_authn)))

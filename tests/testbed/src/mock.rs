@@ -9,6 +9,10 @@
 //! | `forbid…`                          | `403 {"message":"mock forbidden"}`                 |
 //! | `e500…`                            | `500 {"message":"mock exploded"}`                  |
 //! | `e502…`                            | `502`, empty body                                  |
+//! | `e503…`, `e504…`                   | `503` / `504 {"message":"mock unavailable"}`       |
+//! | `flaky-<N>-<fault>-…`              | the first N calls for this token behave like the   |
+//! |                                    | token `<fault>` (`reset`, `e502`, `e503`, `e504`,  |
+//! |                                    | `slow1500`: waits 1.5 s), later ones `200 {"uid":7}` |
 //! | `garbage…`                         | `200 this is not json`                             |
 //! | `nouid…`                           | `200 {"name":"x"}`                                 |
 //! | `big…`                             | `200 {"uid":1,"pad":"xx…"}`, exactly 100 KiB       |
@@ -224,6 +228,12 @@ fn answer_for(token: &str) -> Answer {
     if token.starts_with("e502") {
         return Answer::Reply(502, "application/json", Vec::new());
     }
+    if token.starts_with("e503") {
+        return json(503, r#"{"message":"mock unavailable"}"#);
+    }
+    if token.starts_with("e504") {
+        return json(504, r#"{"message":"mock unavailable"}"#);
+    }
     if token.starts_with("garbage") {
         return Answer::Reply(200, "text/plain", b"this is not json".to_vec());
     }
@@ -247,6 +257,27 @@ fn answer_for(token: &str) -> Answer {
     json(401, r#"{"message":"unknown mock token"}"#)
 }
 
+/// What the `nth` call (from 1) for `token` behaves like: a `flaky-<N>-<fault>-…` token is its
+/// fault for the first N calls and `uid-7` after them; any other token is itself.
+fn effective_token(token: &str, nth: usize) -> String {
+    let Some(rest) = token.strip_prefix("flaky-") else {
+        return token.to_string();
+    };
+    let mut parts = rest.splitn(3, '-');
+    let failing = parts
+        .next()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let fault = parts.next().unwrap_or("");
+    if nth > failing {
+        return "uid-7".to_string();
+    }
+    match fault {
+        "slow1500" => "slow-1500-".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -255,6 +286,8 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Other",
     }
 }
@@ -331,14 +364,18 @@ async fn serve_conn(stream: TcpStream, state: Arc<Mutex<State>>) {
         let close = rec
             .header("connection")
             .is_some_and(|v| v.to_ascii_lowercase().contains("close"));
-        {
+        let nth = {
             let mut s = state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             s.calls += 1;
-            *s.per_token.entry(token.clone()).or_insert(0) += 1;
+            let nth = s.per_token.entry(token.clone()).or_insert(0);
+            *nth += 1;
+            let nth = *nth;
             s.requests.push(rec);
-        }
+            nth
+        };
+        let token = effective_token(&token, nth);
         if let Some(ms) = segment(&token, "slow-").and_then(|s| s.parse::<u64>().ok()) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
@@ -401,6 +438,11 @@ mod tests {
         };
         assert_eq!(body, br#"{"uid":-5}"#);
         assert!(matches!(answer_for("uid-x"), Answer::Reply(401, _, _)));
+        assert_eq!(effective_token("flaky-2-e503-a", 1), "e503");
+        assert_eq!(effective_token("flaky-2-e503-a", 2), "e503");
+        assert_eq!(effective_token("flaky-2-e503-a", 3), "uid-7");
+        assert_eq!(effective_token("flaky-1-slow1500-a", 1), "slow-1500-");
+        assert_eq!(effective_token("deny-a", 5), "deny-a");
         assert!(matches!(answer_for(""), Answer::Reply(401, _, _)));
     }
 }
