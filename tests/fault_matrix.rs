@@ -133,6 +133,21 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
     ));
     sites.push(site("reset", to(&reset, json!({}))));
     sites.push(site("drip", to(&drip, json!({}))));
+    let control = fake(
+        "control-chars",
+        FakeServer::respond(
+            200,
+            "application/json",
+            br#"{"uid":5,"note":"a\r\nx-injected: 1","nul":"a\u0000b","lf":"a\nb","ok":"fine"}"#,
+        ),
+    );
+    sites.push(site(
+        "control-chars",
+        to(
+            &control,
+            json!({"authResponseHeaders": {"note": "x-note", "nul": "x-nul", "lf": "x-lf", "ok": "x-ok"}}),
+        ),
+    ));
     sites.push(site("main", base_config(json!({}))));
     sites.push(site("strip", base_config(json!({"stripToken": true}))));
     sites
@@ -332,5 +347,44 @@ fn it_reads_non_ascii_header_values_as_text() {
             (401, "malformed token".into())
         );
         next_request_is_served(world, "main");
+    });
+}
+
+#[test]
+fn a_header_value_that_is_not_utf8_gets_a_normal_answer_and_the_vm_serves_on() {
+    each(worlds(), |world| {
+        // A Latin-1 byte in the token's header: no readable token, the configured refusal.
+        let latin1 = Request::get("/api").header_bytes("authorization", b"Bearer uid-6-caf\xe9");
+        assert_eq!(
+            failure(&world.send("main", &latin1)),
+            (401, "missing token".into())
+        );
+        // In any other header it changes nothing: the token is checked and the uid set.
+        let other = Request::get("/api")
+            .bearer("uid-6-latin1")
+            .header_bytes("x-note", b"caf\xe9 \xff");
+        assert_eq!(uid(&world.send("main", &other)), "6");
+        next_request_is_served(world, "main");
+    });
+}
+
+#[test]
+fn mapped_fields_with_cr_lf_or_nul_are_never_written_into_a_header() {
+    each(worlds(), |world| {
+        let request = Request::get("/api")
+            .bearer("some-token")
+            .header("x-note", "client copy")
+            .header("x-nul", "client copy");
+        let response = world.send("control-chars", &request);
+        assert_eq!(uid(&response), "5");
+        assert_eq!(echoed(&response, "x-ok"), ["fine"]);
+        for name in ["x-note", "x-nul", "x-lf", "x-injected"] {
+            assert!(
+                echoed(&response, name).is_empty(),
+                "{name}: {:?}",
+                echoed(&response, name)
+            );
+        }
+        next_request_is_served(world, "control-chars");
     });
 }

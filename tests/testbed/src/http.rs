@@ -30,6 +30,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Header lines whose values are raw bytes (not UTF-8), sent after `headers`.
+    pub raw_headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Request {
@@ -40,6 +42,7 @@ impl Request {
             path: path.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
+            raw_headers: Vec::new(),
         }
     }
 
@@ -56,6 +59,12 @@ impl Request {
     /// Appends a header line (repeat the call for a repeated header).
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Appends a header line whose value is raw bytes (a Latin-1 byte, say), sent as they are.
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Request {
+        self.raw_headers.push((name.to_owned(), value.to_vec()));
         self
     }
 
@@ -106,8 +115,14 @@ impl Request {
         if !chunked && wants_length && !self.has_header("content-length") {
             head.push_str(&format!("content-length: {}\r\n", self.body.len()));
         }
-        head.push_str("\r\n");
         let mut out = head.into_bytes();
+        for (name, value) in &self.raw_headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
         if chunked {
             if !self.body.is_empty() {
                 out.extend_from_slice(format!("{:x}\r\n", self.body.len()).as_bytes());
