@@ -134,7 +134,7 @@ define deploy_checks
 	PYTHON='$(PYENV_PY)' tests/deploy/check_push.sh
 endef
 
-# tests/deploy.rs runs tests/deploy/check_manifests.py with target/pyenv's python (PyYAML).
+# tests/e2e/deploy.rs runs tests/deploy/check_manifests.py with target/pyenv's python (PyYAML).
 test: build check-envoy $(PYENV)/.installed ## Unit and end-to-end tests of plugin.wasm in Envoy (ENVOY_VERSIONS or ENVOY=), deploy checks, README commands
 	ENVOY_BINS='$(ENVOY_BINS)' $(CARGO) test --locked --workspace
 	$(deploy_checks)

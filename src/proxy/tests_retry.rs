@@ -123,9 +123,17 @@ fn each_attempt_gets_what_is_left_of_the_budget() {
         400,
         "the rest of the second"
     );
-    host.advance_ms(400);
+    host.advance_ms(250);
     answer(&host, &mut leader, 2, host.dispatched()[1].token, 503, "");
-    assert_eq!(host.dispatched().len(), 2, "no time left: no third attempt");
+    assert_eq!(
+        host.dispatched()[2].timeout_ms,
+        150,
+        "…and of what is left then"
+    );
+    host.advance_ms(60);
+    // 90 ms left is under a tenth of the budget: not worth a fourth attempt.
+    answer(&host, &mut leader, 2, host.dispatched()[2].token, 503, "");
+    assert_eq!(host.dispatched().len(), 3);
     assert_eq!(host.replies()[0].status, 401);
 }
 

@@ -241,13 +241,18 @@ impl VmState {
         let Some(retries) = flight.retries.filter(|r| r.left > 0) else {
             return Err(flight);
         };
-        let left_ms = retries.deadline_ms.saturating_sub(self.host.now_ms());
-        if left_ms == 0 {
-            return Err(flight);
-        }
         let Some(first) = flight.waiters.first() else {
             return Err(flight);
         };
+        // Envoy's timers run on a monotonic millisecond clock and may fire a little before the
+        // wall clock the budget is kept in: an attempt ended by the budget can leave a few
+        // milliseconds. A re-send needs a tenth of the budget at least to be worth making.
+        let budget_ms =
+            u64::try_from(first.config.token_server.timeout.as_millis()).unwrap_or(u64::MAX);
+        let left_ms = retries.deadline_ms.saturating_sub(self.host.now_ms());
+        if left_ms == 0 || left_ms < budget_ms / 10 {
+            return Err(flight);
+        }
         let timeout = Duration::from_millis(left_ms);
         match dispatch(self.host(), &first.config, &first.pending, timeout) {
             Ok(token) => {

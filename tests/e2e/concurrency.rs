@@ -1,9 +1,7 @@
 //! Many paused requests at once in Envoy, coalesced calls, a leader that goes away, followers
 //! denied each with their own reply.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::{Conn, Request};
 use serde_json::json;
 use std::sync::OnceLock;

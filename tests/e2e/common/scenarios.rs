@@ -1,4 +1,4 @@
-//! One table of request scenarios, run in every pinned Envoy (`tests/envoy.rs`): the driver turns
+//! One table of request scenarios, run in every pinned Envoy (`tests/e2e/envoy.rs`): the driver turns
 //! what happened into an [`Observed`] and [`check`]s it against the scenario's [`Expect`].
 //!
 //! The world it builds: one listener per [`Site`], i.e. per plugin configuration; the [`ROUTES`]
@@ -69,7 +69,7 @@ pub struct Site {
 /// cache (every scenario is one call), with `extra` keys merged over it.
 pub fn base_config(extra: Value) -> Value {
     let mut config: Value =
-        serde_json::from_str(include_str!("../../deploy/plugin-config.json")).unwrap();
+        serde_json::from_str(include_str!("../../../deploy/plugin-config.json")).unwrap();
     let object = config.as_object_mut().unwrap();
     object.remove("tokenServerFQDN");
     object.remove("tokenServerPort");

@@ -2,9 +2,7 @@
 //! token extraction, anonymous token, valid / expired / forged tokens, header replacement, the
 //! call the plugin makes, error bodies and what it logs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::Request;
 use serde_json::json;
 use std::sync::OnceLock;

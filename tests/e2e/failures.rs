@@ -1,9 +1,7 @@
 //! Token-server failures over real sockets in Envoy: every one fails closed with the failure
 //! status, and with `failOpen` continues without a uid and with the marker header.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::Request;
 use serde_json::{json, Value};
 use std::sync::OnceLock;

@@ -39,7 +39,7 @@ pub const CLUSTER: &str = "outbound|9090||token-server.dns";
 /// `extra` keys merged over it.
 pub fn config(extra: Value) -> Value {
     let mut base: Value =
-        serde_json::from_str(include_str!("../../deploy/plugin-config.json")).unwrap();
+        serde_json::from_str(include_str!("../../../deploy/plugin-config.json")).unwrap();
     for (key, value) in extra.as_object().expect("object") {
         base[key] = value.clone();
     }

@@ -1,9 +1,7 @@
 //! Two Envoy workers, hence two plugin VMs: each is configured on its own, they share the
 //! cache through shared data (unless `cacheSharedSlots` is 0) and add to the same counters.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::{self, Request};
 use serde_json::json;
 use std::sync::OnceLock;

@@ -2,9 +2,7 @@
 //! (the one `envoy.yaml` embeds and `make dev` uses) and the JSON Higress builds from
 //! `deploy/higress/wasmplugin.yaml`, applied to the right ingress only.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::Request;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -44,7 +42,7 @@ fn higress_delivered() -> &'static str {
 
 fn sites(_: &mut Backends) -> Vec<Site> {
     vec![
-        raw_site("shipped", include_str!("../deploy/plugin-config.json")),
+        raw_site("shipped", include_str!("../../deploy/plugin-config.json")),
         raw_site("higress", higress_delivered())
             .route("higress-course/ingress-foo", "/foo/", ECHO_CLUSTER)
             .route("other/ingress", "/other/", ECHO_CLUSTER),

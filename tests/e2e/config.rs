@@ -3,9 +3,7 @@
 //! route, domain and service; without a global configuration unmatched requests pass untouched.
 //! (Every rejection message of every key: `core::config`'s unit tests.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::envoy::{self, Bootstrap, Envoy, Listener, Opts};
 use easy_jwt_testbed::http::Request;
 use easy_jwt_testbed::plugin_wasm;

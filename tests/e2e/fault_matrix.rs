@@ -3,9 +3,7 @@
 //! open when on), then that the VM still ignores, refuses and allows (every listener of the
 //! binary shares one VM per worker, so the `main` listener's answer comes from the same VM).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::Request;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -256,7 +254,7 @@ fn it_fails_closed_on_a_16_mib_answer() {
 #[test]
 fn it_fails_closed_when_the_connection_resets_mid_body() {
     // Headers, then the connection closes short of the content-length: the call ends in a
-    // reset in Envoy 1.40.0 and 1.36.2 alike (tests/failures.rs holds the same case).
+    // reset in Envoy 1.40.0 and 1.36.2 alike (tests/e2e/failures.rs holds the same case).
     each(worlds(), |world| {
         assert_eq!(
             fails_closed(world, "reset"),

@@ -2,14 +2,12 @@
 //! 1.40.0 and 1.36.2 from `make envoy`): the scenario table, the properties the plugin reads,
 //! then what only a real gateway shows (large bodies, keep-alive, a client gone while paused,
 //! the request context sent to the token server). A configuration Envoy refuses at startup:
-//! `tests/config.rs`.
+//! `tests/e2e/config.rs`.
 
-mod common;
-
-use common::scenarios::{
+use crate::common::scenarios::{
     check, check_effects, mock_calls, request_of, token_of, Observed, Scenario, OUTCOMES,
 };
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::{self, Conn, Request, Response};
 use easy_jwt_testbed::token_server::{self, Config as TokenConfig};
 use serde_json::json;
@@ -32,7 +30,7 @@ fn sites(backends: &mut Backends) -> Vec<Site> {
             deny_path_prefix: Some("/admin".into()),
         },
     );
-    let mut sites: Vec<Site> = common::scenarios::sites()
+    let mut sites: Vec<Site> = crate::common::scenarios::sites()
         .into_iter()
         .map(|s| site(s.name, s.config))
         .collect();
@@ -107,7 +105,7 @@ fn run(world: &World, scenario: &Scenario) -> Result<(), String> {
 #[test]
 fn the_scenario_table_holds_in_every_envoy() {
     each_counting(worlds(), |world| {
-        let table = common::scenarios::table();
+        let table = crate::common::scenarios::table();
         let failures: Vec<String> = table
             .iter()
             .filter_map(|scenario| {

@@ -1,10 +1,8 @@
 //! The auth-result cache of the real artifact in Envoy: hits, expiry by `cacheTtlSeconds` and by
 //! the JWT `exp` over real time, one cache per token server, eviction, never caching failures,
-//! mapped fields kept, and the cache turned off. (Sharing across workers: `tests/workers.rs`.)
+//! mapped fields kept, and the cache turned off. (Sharing across workers: `tests/e2e/workers.rs`.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use easy_jwt_testbed::http::Request;
 use easy_jwt_testbed::token_server;
 use serde_json::json;
