@@ -49,7 +49,7 @@ impl Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        self.state.land(token_id, body_size);
+        self.state.land(self.id, token_id, body_size);
     }
 
     /// Parses the plugin configuration; false (with the error logged) refuses it.
@@ -228,7 +228,7 @@ impl Filter {
         body_size: usize,
         _trailers: usize,
     ) {
-        if self.state.land(token_id, body_size) {
+        if self.state.land(self.id, token_id, body_size) {
             self.stage = Stage::Done;
         }
     }

@@ -1109,9 +1109,8 @@ fn a_token_call_costs_five_hostcalls_then_six_for_its_answer() {
             costs(&[
                 ("call_status", 1),
                 ("call_body", 1),
-                ("set_shared_data", 1), // the answer, into the shared slot
-                ("set_effective_context", 1),
-                ("set_request_header", 1), // the uid
+                ("set_shared_data", 1),    // the answer, into the shared slot
+                ("set_request_header", 1), // the uid (on the receiving stream: no context switch)
                 ("resume_request", 1),
             ])
         )

@@ -189,7 +189,8 @@ impl VmState {
     /// failure worth retrying and the flight has retries and time left (false: the waiters
     /// wait on); otherwise caches it and resolves every request that waits for it, each under
     /// its own configuration (true). An unknown token (every waiter left) is ignored.
-    pub fn land(&self, token: u32, body_size: usize) -> bool {
+    /// `current` is the context whose callback delivers the answer (already the effective one).
+    pub fn land(&self, current: u32, token: u32, body_size: usize) -> bool {
         let Some((key, flight)) = self.flights.borrow_mut().land(token) else {
             return true;
         };
@@ -211,7 +212,16 @@ impl VmState {
             let verdict = auth::judge(&first.config, answer.view());
             self.remember(&first.config, &first.pending, &verdict);
         }
-        for waiter in flight.waiters {
+        // The receiving stream first: it is the effective context already.
+        let (own, others): (Vec<_>, Vec<_>) = flight
+            .waiters
+            .into_iter()
+            .partition(|waiter| waiter.context_id == current);
+        for waiter in own {
+            let decision = auth::on_response(&waiter.config, waiter.pending, answer.view());
+            self.finish(waiter.context_id, decision);
+        }
+        for waiter in others {
             if let Err(status) = self.host.set_effective_context(waiter.context_id) {
                 warn!("#{} easy-jwt: stream gone: {status}", waiter.context_id);
                 continue;

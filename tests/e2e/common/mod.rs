@@ -398,8 +398,8 @@ impl World {
 }
 
 /// The plugin's counters: each handled request lands in exactly one outcome, hits also count
-/// `cache_hit`.
-pub const COUNTERS: [&str; 8] = [
+/// `cache_hit`, re-sent calls `token_server_retry`.
+pub const COUNTERS: [&str; 10] = [
     "allowed",
     "denied",
     "token_missing",
@@ -408,6 +408,8 @@ pub const COUNTERS: [&str; 8] = [
     "token_server_failure",
     "fail_open",
     "cache_hit",
+    "internal_error",
+    "token_server_retry",
 ];
 
 /// The plugin hands its counts to Envoy on its root's tick, at most 100 ms after they happen
