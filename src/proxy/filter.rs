@@ -279,13 +279,13 @@ impl Filter {
 
     /// Cache, then a call in flight for the same token, then a call of our own.
     fn check_token(&mut self, config: Rc<Config>, pending: Pending) -> Action {
-        if let Some(identity) = self.state.cached(&config, &pending) {
+        let key = VmState::cache_key(&config, &pending);
+        if let Some(identity) = self.state.cached(&key, &config, &pending) {
             self.state.count(Stat::CacheHit);
             self.stage = Stage::Done;
             let decision = auth::allow(&config, &identity, pending.strip);
             return self.state.carry_out(self.id, decision);
         }
-        let key = VmState::cache_key(&config, &pending);
         let waiter = Waiter {
             context_id: self.id,
             config,

@@ -11,7 +11,7 @@ use crate::core::stats::Stat;
 use crate::proxy::actions::carry_out;
 use crate::proxy::actions::dispatch;
 use crate::proxy::counters::{Counters, FLUSH_MS};
-use crate::proxy::flights::{Flight, Flights, Retries};
+use crate::proxy::flights::{Flight, Flights, Retries, Waiter};
 use crate::proxy::host::Action;
 use crate::proxy::host::Host;
 use log::{debug, warn};
@@ -135,15 +135,15 @@ impl VmState {
         key
     }
 
-    /// A cached identity: this VM's map first, then the shared slot.
-    pub fn cached(&self, config: &Config, pending: &Pending) -> Option<Identity> {
+    /// A cached identity under `key` ([`VmState::cache_key`]): this VM's map first, then the
+    /// shared slot.
+    pub fn cached(&self, key: &str, config: &Config, pending: &Pending) -> Option<Identity> {
         let settings = config.cache;
         if !settings.enabled() {
             return None;
         }
         let now = self.now();
-        let key = VmState::cache_key(config, pending);
-        if let Some(identity) = self.cache.borrow_mut().get(&key, now) {
+        if let Some(identity) = self.cache.borrow_mut().get(key, now) {
             return Some(identity);
         }
         if settings.shared_slots == 0 {
@@ -153,14 +153,17 @@ impl VmState {
         let slot = cache::shared_key(&config.scope, subject, settings.shared_slots);
         let (identity, expires_at) =
             cache::decode_shared(&self.host.shared_data(&slot)?, subject, now)?;
-        self.cache
-            .borrow_mut()
-            .insert(key, identity.clone(), expires_at, settings.max_entries);
+        self.cache.borrow_mut().insert(
+            key.to_string(),
+            identity.clone(),
+            expires_at,
+            settings.max_entries,
+        );
         Some(identity)
     }
 
-    /// Caches an allowed answer (never failures, denials or fail-open passes).
-    pub fn remember(&self, config: &Config, pending: &Pending, verdict: &Verdict) {
+    /// Caches an allowed answer under `key` (never failures, denials or fail-open passes).
+    pub fn remember(&self, key: String, config: &Config, pending: &Pending, verdict: &Verdict) {
         let Verdict::Allowed(identity) = verdict else {
             return;
         };
@@ -171,7 +174,6 @@ impl VmState {
         let Some(expires_at) = cache::expiry(&pending.token, self.now(), settings.ttl_secs) else {
             return;
         };
-        let key = VmState::cache_key(config, pending);
         self.cache
             .borrow_mut()
             .insert(key, identity.clone(), expires_at, settings.max_entries);
@@ -195,30 +197,41 @@ impl VmState {
             return true;
         };
         let answer = Answer::read(self.host(), body_size);
-        let flight = if auth::retryable(answer.view()) {
+        let (key, flight) = if auth::retryable(answer.view()) {
             match self.resend(key, flight) {
                 Ok(()) => return false,
-                Err(flight) => flight,
+                Err(given_back) => given_back,
             }
         } else {
-            flight
+            (key, flight)
         };
         debug!(
             "easy-jwt: token server answered {} for {} request(s)",
             answer.status.unwrap_or(0),
             flight.waiters.len()
         );
-        if let Some(first) = flight.waiters.first() {
-            let verdict = auth::judge(&first.config, answer.view());
-            self.remember(&first.config, &first.pending, &verdict);
-        }
+        // One verdict per configuration: requests of one scope share it (judging parses the
+        // answer).
+        let Some(first) = flight.waiters.first() else {
+            return true;
+        };
+        let config = Rc::clone(&first.config);
+        let verdict = auth::judge(&config, answer.view());
+        self.remember(key, &config, &first.pending, &verdict);
+        let verdict_for = |waiter: &Waiter| {
+            if Rc::ptr_eq(&waiter.config, &config) {
+                verdict.clone()
+            } else {
+                auth::judge(&waiter.config, answer.view())
+            }
+        };
         // The receiving stream first: it is the effective context already.
         let (own, others): (Vec<_>, Vec<_>) = flight
             .waiters
             .into_iter()
             .partition(|waiter| waiter.context_id == current);
         for waiter in own {
-            let decision = auth::on_response(&waiter.config, waiter.pending, answer.view());
+            let decision = auth::decide(&waiter.config, verdict_for(&waiter), waiter.pending);
             self.finish(waiter.context_id, decision);
         }
         for waiter in others {
@@ -226,7 +239,7 @@ impl VmState {
                 warn!("#{} easy-jwt: stream gone: {status}", waiter.context_id);
                 continue;
             }
-            let decision = auth::on_response(&waiter.config, waiter.pending, answer.view());
+            let decision = auth::decide(&waiter.config, verdict_for(&waiter), waiter.pending);
             self.finish(waiter.context_id, decision);
         }
         true
@@ -246,13 +259,13 @@ impl VmState {
     }
 
     /// Sends the call of a landed flight again, with what is left of its budget; gives the
-    /// flight back when it has no retry or no time left, or the call cannot be made.
-    fn resend(&self, key: String, mut flight: Flight) -> Result<(), Flight> {
+    /// flight and its key back when it has no retry or no time left, or the call cannot be made.
+    fn resend(&self, key: String, mut flight: Flight) -> Result<(), (String, Flight)> {
         let Some(retries) = flight.retries.filter(|r| r.left > 0) else {
-            return Err(flight);
+            return Err((key, flight));
         };
         let Some(first) = flight.waiters.first() else {
-            return Err(flight);
+            return Err((key, flight));
         };
         // Envoy's timers run on a monotonic millisecond clock and may fire a little before the
         // wall clock the budget is kept in: an attempt ended by the budget can leave a few
@@ -261,7 +274,7 @@ impl VmState {
             u64::try_from(first.config.token_server.timeout.as_millis()).unwrap_or(u64::MAX);
         let left_ms = retries.deadline_ms.saturating_sub(self.host.now_ms());
         if left_ms == 0 || left_ms < budget_ms / 10 {
-            return Err(flight);
+            return Err((key, flight));
         }
         let timeout = Duration::from_millis(left_ms);
         match dispatch(self.host(), &first.config, &first.pending, timeout) {
@@ -275,7 +288,7 @@ impl VmState {
                 self.flights.borrow_mut().resend(key, token, flight);
                 Ok(())
             }
-            Err(_) => Err(flight),
+            Err(_) => Err((key, flight)),
         }
     }
 
