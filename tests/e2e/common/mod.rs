@@ -653,10 +653,16 @@ fn read_request(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// A loopback address nothing listens on.
+/// A loopback address nothing listens on: port 1 (tcpmux), below the ephemeral range every
+/// server of the tests binds from (`127.0.0.1:0`). A port taken from that range and released
+/// could be handed to another module's server starting at the same time in this binary.
 pub fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "{addr} must be closed for the connection-failure tests"
+    );
+    addr
 }
 
 /// A raw HTTP/1.1 answer with `content-length`.
