@@ -193,3 +193,32 @@ fn the_cycle_finder_finds_cycles() {
     .collect();
     assert_eq!(cycles(&graph), vec![vec!["a", "b", "c"]]);
 }
+
+#[test]
+fn unsafe_code_lives_in_the_one_hostcall_module() {
+    let imports = root().join("src/proxy/imports.rs");
+    for file in sources(&root().join("src")) {
+        let text = fs::read_to_string(&file).unwrap();
+        for forbidden in ["no_mangle", "no_std", "global_allocator", "panic_handler"] {
+            assert!(
+                !text.contains(&format!("#[{forbidden}"))
+                    && !text.contains(&format!("#![{forbidden}")),
+                "{} uses `{forbidden}`: the SDK owns the exports, std the allocator",
+                file.display()
+            );
+        }
+        let has_unsafe = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .any(|line| {
+                line.contains("unsafe {")
+                    || line.contains("unsafe fn")
+                    || line.contains("unsafe impl")
+            });
+        assert!(
+            !has_unsafe || file == imports,
+            "{} has `unsafe`: only src/proxy/imports.rs may",
+            file.display()
+        );
+    }
+}
