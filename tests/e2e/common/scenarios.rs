@@ -640,7 +640,7 @@ pub fn token_of(scenario: &Scenario) -> Option<String> {
 }
 
 /// The plugin's outcome counters: each handled request lands in exactly one.
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "allowed",
     "denied",
     "token_missing",
@@ -648,6 +648,7 @@ pub const OUTCOMES: [&str; 7] = [
     "anonymous",
     "token_server_failure",
     "fail_open",
+    "internal_error",
 ];
 
 /// The mock token server's calls for the scenario's token, if it sends a mock token (the
