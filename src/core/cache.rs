@@ -289,7 +289,7 @@ pub fn decode_shared(bytes: &[u8], subject: &str, now: u64) -> Option<(Identity,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn id(uid: &str) -> Identity {
@@ -300,7 +300,8 @@ mod tests {
     }
 
     /// An unsigned JWT with the given payload JSON.
-    fn jwt(payload: &str) -> String {
+    /// An unsigned JWT-shaped token `header.payload.sig`, the payload base64url-encoded.
+    pub(crate) fn jwt(payload: &str) -> String {
         fn encode(bytes: &[u8]) -> String {
             const ALPHABET: &[u8; 64] =
                 b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

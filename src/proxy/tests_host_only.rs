@@ -31,26 +31,9 @@ fn body(reply: &Replied) -> String {
     String::from_utf8_lossy(&reply.body).into_owned()
 }
 
-/// An unsigned JWT-shaped token `header.payload.sig`, the payload base64url-encoded.
+/// An unsigned JWT-shaped token `header.payload.sig` (the cache's own test helper).
 fn jwt(payload: &str) -> String {
-    fn encode(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
-                << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            }
-        }
-        out
-    }
-    format!(
-        "{}.{}.sig",
-        encode(br#"{"alg":"HS256"}"#),
-        encode(payload.as_bytes())
-    )
+    crate::core::cache::tests::jwt(payload)
 }
 
 // --- The call ---------------------------------------------------------------------------------
